@@ -1,0 +1,263 @@
+// Package client is the Go SDK for inferq's HTTP API (API.md): submit
+// jobs, wait for them, read results, list models. The CLI and the tests
+// use it; so can any Go program.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client talks to one inferq producer as one tenant.
+type Client struct {
+	BaseURL string
+	APIKey  string
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL (like http://127.0.0.1:8080) and key.
+func New(baseURL, apiKey string) *Client {
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), APIKey: apiKey, HTTP: &http.Client{}}
+}
+
+// Error is an error answer of the API.
+type Error struct {
+	Status     int
+	Code       string `json:"code"`
+	Message    string `json:"message"`
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("inferq: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// JobError is why a job failed.
+type JobError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Job is a job as the API shows it.
+type Job struct {
+	ID                  string          `json:"id"`
+	Status              string          `json:"status"`
+	Model               string          `json:"model"`
+	ModelVersion        string          `json:"model_version"`
+	Tier                string          `json:"tier"`
+	CreatedAt           *time.Time      `json:"created_at"`
+	StartedAt           *time.Time      `json:"started_at"`
+	FinishedAt          *time.Time      `json:"finished_at"`
+	Deadline            *time.Time      `json:"deadline"`
+	EstimatedCompletion *time.Time      `json:"estimated_completion,omitempty"`
+	MetDeadline         *bool           `json:"met_deadline"`
+	Attempts            int             `json:"attempts"`
+	Result              json.RawMessage `json:"result"`
+	Error               *JobError       `json:"error"`
+	Metadata            json.RawMessage `json:"metadata"`
+	BatchID             string          `json:"batch_id"`
+	FileName            string          `json:"file_name"`
+	StatusURL           string          `json:"status_url,omitempty"`
+}
+
+// Terminal reports whether the job has ended.
+func (j *Job) Terminal() bool {
+	switch j.Status {
+	case "succeeded", "failed", "canceled", "expired":
+		return true
+	}
+	return false
+}
+
+// Model is one entry of the model list.
+type Model struct {
+	Name     string            `json:"name"`
+	Version  string            `json:"version"`
+	Inputs   []json.RawMessage `json:"inputs"`
+	Outputs  []json.RawMessage `json:"outputs"`
+	MaxBatch int               `json:"max_batch"`
+}
+
+// Submit is one job to submit.
+type Submit struct {
+	Model       string
+	Input       io.Reader
+	FileName    string
+	ContentType string
+	// DeadlineMS asks for a deadline later than the tier's, from now.
+	DeadlineMS int64
+	WebhookURL string
+	Metadata   map[string]any
+	// IdempotencyKey makes a retried submit return the first job.
+	IdempotencyKey string
+}
+
+// Submit uploads one input as multipart/form-data, streaming it.
+func (c *Client) Submit(ctx context.Context, s Submit) (*Job, error) {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	go func() {
+		err := writeForm(mw, s)
+		if err == nil {
+			err = mw.Close()
+		}
+		pw.CloseWithError(err)
+	}()
+	req, err := c.request(ctx, "POST", "/v1/jobs", pr)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	if s.IdempotencyKey != "" {
+		req.Header.Set("Idempotency-Key", s.IdempotencyKey)
+	}
+	var j Job
+	return &j, c.do(req, http.StatusAccepted, &j)
+}
+
+func writeForm(mw *multipart.Writer, s Submit) error {
+	fields := map[string]string{"model": s.Model, "webhook_url": s.WebhookURL}
+	if s.DeadlineMS > 0 {
+		fields["deadline_ms"] = strconv.FormatInt(s.DeadlineMS, 10)
+	}
+	if s.Metadata != nil {
+		b, err := json.Marshal(s.Metadata)
+		if err != nil {
+			return err
+		}
+		fields["metadata"] = string(b)
+	}
+	for k, v := range fields {
+		if v != "" {
+			if err := mw.WriteField(k, v); err != nil {
+				return err
+			}
+		}
+	}
+	h := textproto.MIMEHeader{}
+	name := s.FileName
+	if name == "" {
+		name = "input"
+	}
+	h.Set("Content-Disposition", fmt.Sprintf(`form-data; name="file"; filename=%q`, name))
+	ct := s.ContentType
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	h.Set("Content-Type", ct)
+	w, err := mw.CreatePart(h)
+	if err != nil {
+		return err
+	}
+	if s.Input == nil {
+		return errors.New("no input")
+	}
+	_, err = io.Copy(w, s.Input)
+	return err
+}
+
+// SubmitBytes submits a small input inline, as the JSON form of the API.
+func (c *Client) SubmitBytes(ctx context.Context, model string, data []byte, contentType string) (*Job, error) {
+	body, _ := json.Marshal(map[string]any{
+		"model": model,
+		"input": map[string]string{"data": base64.StdEncoding.EncodeToString(data), "content_type": contentType},
+	})
+	req, err := c.request(ctx, "POST", "/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	var j Job
+	return &j, c.do(req, http.StatusAccepted, &j)
+}
+
+// Get reads a job; with wait > 0 the server holds the request until the
+// job ends or wait passes.
+func (c *Client) Get(ctx context.Context, id string, wait time.Duration) (*Job, error) {
+	path := "/v1/jobs/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + wait.String()
+	}
+	req, err := c.request(ctx, "GET", path, nil)
+	if err != nil {
+		return nil, err
+	}
+	var j Job
+	return &j, c.do(req, http.StatusOK, &j)
+}
+
+// Wait long-polls until the job ends or ctx does.
+func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
+	for {
+		j, err := c.Get(ctx, id, 30*time.Second)
+		if err != nil || j.Terminal() {
+			return j, err
+		}
+	}
+}
+
+// Cancel cancels a job that has not ended.
+func (c *Client) Cancel(ctx context.Context, id string) (*Job, error) {
+	req, err := c.request(ctx, "POST", "/v1/jobs/"+url.PathEscape(id)+"/cancel", nil)
+	if err != nil {
+		return nil, err
+	}
+	var j Job
+	return &j, c.do(req, http.StatusOK, &j)
+}
+
+// Models lists the models the fleet serves.
+func (c *Client) Models(ctx context.Context) ([]Model, error) {
+	req, err := c.request(ctx, "GET", "/v1/models", nil)
+	if err != nil {
+		return nil, err
+	}
+	var ms []Model
+	return ms, c.do(req, http.StatusOK, &ms)
+}
+
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.APIKey)
+	return req, nil
+}
+
+func (c *Client) do(req *http.Request, want int, out any) error {
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		e := &Error{Status: resp.StatusCode}
+		var body struct {
+			Error *Error `json:"error"`
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &body) == nil && body.Error != nil {
+			e.Code, e.Message = body.Error.Code, body.Error.Message
+		} else {
+			e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(b))
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}

@@ -1,0 +1,95 @@
+// Command worker runs jobs through ONNX models on one device (--device cpu
+// or --device cuda:N): it pulls micro-batches from the run stream, runs
+// them, records results and acks. SIGTERM drains: it stops taking jobs and
+// finishes the batch in hand; a second signal or --drain-timeout stops it
+// at once, leaving what is unfinished to another worker.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"runtime"
+	"time"
+
+	"github.com/inferq/inferq/internal/backends"
+	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/ops"
+	"github.com/inferq/inferq/internal/ort"
+	"github.com/inferq/inferq/internal/worker"
+)
+
+func main() { ops.Main("worker", run) }
+
+func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
+	dev, err := ort.ParseDevice(cfg.Device)
+	if err != nil {
+		return err
+	}
+	if err := ort.Init(cfg.ORTLib); err != nil {
+		return err
+	}
+	threads := cfg.Threads
+	if threads == 0 && !dev.CUDA {
+		threads = max(1, runtime.GOMAXPROCS(0)/cfg.Instances)
+	}
+	reg, err := models.Open(cfg.ModelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	log.Info("worker starting", "device", dev.String(), "ort_version", ort.Version(), "models", reg.Names(), "threads", threads, "instances", cfg.Instances)
+	b, err := backends.Connect(ctx, cfg, "inferq-worker", 60*time.Second, log)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	srv := ops.NewServer()
+	b.AddChecks(srv)
+	ln, err := ops.Listen(cfg.HTTPAddr, 32)
+	if err != nil {
+		return err
+	}
+	log.Info("worker ops listening", "addr", ln.Addr().String())
+	opsCtx, stopOps := context.WithCancel(context.Background())
+	defer stopOps()
+	go func() { _ = ops.Serve(opsCtx, ln, srv.Mux(), time.Second) }()
+	go func() {
+		t := time.NewTicker(cfg.ModelsRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := reg.Refresh(); err != nil {
+					log.Warn("refresh models", "err", err)
+				}
+			}
+		}
+	}()
+	// work outlives ctx by the drain timeout (or a second signal), so that
+	// the batches in hand finish and are acked.
+	work, cancelWork := context.WithCancel(context.Background())
+	defer cancelWork()
+	go func() {
+		select {
+		case <-hard.Done():
+		case <-ctx.Done():
+			select {
+			case <-hard.Done():
+			case <-time.After(cfg.DrainTimeout):
+				log.Warn("drain timeout, leaving unfinished jobs for redelivery")
+			}
+		}
+		cancelWork()
+	}()
+	w := worker.New(worker.Config{
+		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Ops: srv, Log: log,
+		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+		MaxInputBytes: cfg.MaxInputBytes, Instances: cfg.Instances,
+	})
+	err = w.Run(ctx, work)
+	log.Info("worker stopped")
+	return err
+}

@@ -1,0 +1,294 @@
+// Package api is the producer's public HTTP API (API.md): it authenticates
+// tenants, streams uploads to S3, records jobs in Redis, makes them durable
+// in JetStream before answering 202, and answers status, long-polls, event
+// streams and cancels.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/tenants"
+)
+
+// Config is what the API needs.
+type Config struct {
+	Store   *jobs.Store
+	Blob    *blob.Store
+	NATS    *nats.Conn
+	JS      jetstream.JetStream
+	Tenants *tenants.Registry
+	// ModelsDir is read for the catalog of models at start and on Refresh.
+	ModelsDir string
+	// MaxInputBytes bounds one input.
+	MaxInputBytes int64
+	// PublishWait bounds how long a submit waits for JetStream.
+	PublishWait time.Duration
+	Log         *slog.Logger
+	Metrics     prometheus.Registerer
+}
+
+// Server serves the API.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	mu      sync.RWMutex
+	catalog map[string]*models.Manifest
+	m       metrics
+}
+
+type metrics struct {
+	requests  *prometheus.CounterVec
+	submitted *prometheus.CounterVec
+	submitDur prometheus.Histogram
+}
+
+// New builds the API server and reads the model catalog.
+func New(cfg Config) (*Server, error) {
+	s := &Server{cfg: cfg, log: cfg.Log}
+	if err := s.RefreshModels(); err != nil {
+		return nil, err
+	}
+	s.m = metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inferq_api_requests_total", Help: "API requests by route and status code.",
+		}, []string{"route", "code"}),
+		submitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inferq_jobs_submitted_total", Help: "Jobs accepted (202) by model and tier.",
+		}, []string{"model", "tier"}),
+		submitDur: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "inferq_submit_seconds", Help: "Time to accept one job: upload, record, durable publish.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	if cfg.Metrics != nil {
+		cfg.Metrics.MustRegister(s.m.requests, s.m.submitted, s.m.submitDur)
+	}
+	return s, nil
+}
+
+// RefreshModels rereads the model catalog (new models and versions).
+func (s *Server) RefreshModels() error {
+	cat, err := models.Catalog(s.cfg.ModelsDir)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.catalog = cat
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Server) model(name string) *models.Manifest {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.catalog[name]
+}
+
+// Routes mounts the API on mux.
+func (s *Server) Routes(mux *http.ServeMux) {
+	mux.Handle("POST /v1/jobs", s.handle("submit", s.submit))
+	mux.Handle("GET /v1/jobs/{id}", s.handle("get_job", s.getJob))
+	mux.Handle("GET /v1/jobs/{id}/events", s.handle("job_events", s.events))
+	mux.Handle("POST /v1/jobs/{id}/cancel", s.handle("cancel", s.cancel))
+	mux.Handle("GET /v1/models", s.handle("models", s.listModels))
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Flush() {
+	if f, ok := r.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// handle authenticates the request, runs h, and turns its error into the
+// API's error body.
+func (s *Server) handle(route string, h handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		defer func() { s.m.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc() }()
+		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		t := s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
+		if !ok || t == nil {
+			writeError(rec, errUnauthorized)
+			return
+		}
+		if err := h(rec, r, t); err != nil {
+			var ae *apiError
+			if !errors.As(err, &ae) {
+				s.log.Error("request failed", "route", route, "tenant", t.Name, "err", err)
+				ae = errUnavailable
+			}
+			writeError(rec, ae)
+		}
+	})
+}
+
+// loadOwned reads a job and hides it from any tenant but its own.
+func (s *Server) loadOwned(ctx context.Context, id string, t *tenants.Tenant) (*jobs.Job, error) {
+	if !validID(id) {
+		return nil, errNotFound
+	}
+	j, err := s.cfg.Store.Get(ctx, id)
+	if errors.Is(err, jobs.ErrNotFound) || (err == nil && j.Tenant != t.Name) {
+		return nil, errNotFound
+	}
+	return j, err
+}
+
+func validID(id string) bool {
+	if len(id) == 0 || len(id) > 64 {
+		return false
+	}
+	for _, c := range id {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// maxWait bounds ?wait= so that a request cannot pin a connection for long.
+const maxWait = 5 * time.Minute
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
+	id := r.PathValue("id")
+	var wait time.Duration
+	if v := r.URL.Query().Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return errf(http.StatusBadRequest, "invalid_wait", "wait must be a duration such as 30s")
+		}
+		wait = min(d, maxWait)
+	}
+	if wait == 0 {
+		j, err := s.loadOwned(r.Context(), id, t)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, j)
+		return nil
+	}
+	// Subscribe before reading, so that a change between the read and the
+	// subscription is not missed; then wake on events only.
+	events := make(chan *nats.Msg, 16)
+	sub, err := s.cfg.NATS.ChanSubscribe(queue.EventSubject(t.Name, id), events)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	for {
+		j, err := s.loadOwned(r.Context(), id, t)
+		if err != nil {
+			return err
+		}
+		if j.Status.Terminal() {
+			writeJSON(w, http.StatusOK, j)
+			return nil
+		}
+		if !waitEvent(ctx, events, true) {
+			writeJSON(w, http.StatusOK, j)
+			return nil
+		}
+	}
+}
+
+// waitEvent waits for the next event and reports whether it saw one before
+// ctx ended. With terminalOnly, it skips events of non-terminal states.
+func waitEvent(ctx context.Context, events <-chan *nats.Msg, terminalOnly bool) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case m := <-events:
+			if !terminalOnly {
+				return true
+			}
+			var ev queue.Event
+			if json.Unmarshal(m.Data, &ev) == nil && ev.Status.Terminal() {
+				return true
+			}
+		}
+	}
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
+	j, err := s.loadOwned(r.Context(), r.PathValue("id"), t)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	_, err = s.cfg.Store.Transition(r.Context(), j.ID, j.Tenant, jobs.Canceled, jobs.Update{FinishedAt: now})
+	var te *jobs.TransitionError
+	if errors.As(err, &te) {
+		return errf(http.StatusConflict, "already_finished", "the job is already "+string(te.From))
+	}
+	if err != nil {
+		return err
+	}
+	queue.PublishEvent(s.cfg.NATS, j.Tenant, j.ID, jobs.Canceled, now)
+	j, err = s.loadOwned(r.Context(), j.ID, t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, j)
+	return nil
+}
+
+// modelInfo is one entry of GET /v1/models.
+type modelInfo struct {
+	Name         string          `json:"name"`
+	Version      string          `json:"version"`
+	Description  string          `json:"description,omitempty"`
+	Inputs       []models.IOSpec `json:"inputs"`
+	Outputs      []models.IOSpec `json:"outputs"`
+	MaxBatch     int             `json:"max_batch"`
+	ContentTypes []string        `json:"content_types,omitempty"`
+}
+
+func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, _ *tenants.Tenant) error {
+	s.mu.RLock()
+	out := make([]modelInfo, 0, len(s.catalog))
+	for _, m := range s.catalog {
+		out = append(out, modelInfo{m.Name, m.Version, m.Description, m.Inputs, m.Outputs, m.MaxBatch, m.ContentTypes})
+	}
+	s.mu.RUnlock()
+	sortModels(out)
+	writeJSON(w, http.StatusOK, out)
+	return nil
+}
+
+func sortModels(ms []modelInfo) {
+	for i := 1; i < len(ms); i++ {
+		for j := i; j > 0 && ms[j].Name < ms[j-1].Name; j-- {
+			ms[j], ms[j-1] = ms[j-1], ms[j]
+		}
+	}
+}

@@ -1,0 +1,217 @@
+// Package config is the configuration every inferq process shares: a plain
+// struct with defaults, filled from an optional YAML file, then INFERQ_*
+// environment variables, then flags (each later source wins), and checked.
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config holds every setting of the fleet's processes; each process reads
+// the fields it needs.
+type Config struct {
+	NATSURL     string `yaml:"nats_url" env:"INFERQ_NATS_URL" flag:"nats-url" usage:"NATS server URL"`
+	RedisURL    string `yaml:"redis_url" env:"INFERQ_REDIS_URL" flag:"redis-url" usage:"Redis URL (redis://host:port/db)"`
+	S3Endpoint  string `yaml:"s3_endpoint" env:"INFERQ_S3_ENDPOINT" flag:"s3-endpoint" usage:"S3 endpoint, host:port or http(s)://host:port"`
+	S3AccessKey string `yaml:"s3_access_key" env:"INFERQ_S3_ACCESS_KEY" flag:"s3-access-key" usage:"S3 access key"`
+	S3SecretKey string `yaml:"s3_secret_key" env:"INFERQ_S3_SECRET_KEY" flag:"s3-secret-key" usage:"S3 secret key"`
+	S3Bucket    string `yaml:"s3_bucket" env:"INFERQ_S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket for inputs and outputs"`
+	S3Region    string `yaml:"s3_region" env:"INFERQ_S3_REGION" flag:"s3-region" usage:"S3 region"`
+	ORTLib      string `yaml:"ort_lib" env:"INFERQ_ORT_LIB" flag:"ort-lib" usage:"path of libonnxruntime.so"`
+	ModelsDir   string `yaml:"models_dir" env:"INFERQ_MODELS_DIR" flag:"models-dir" usage:"directory of models (<name>/<version>/manifest.yaml)"`
+	HTTPAddr    string `yaml:"http_addr" env:"INFERQ_HTTP_ADDR" flag:"http-addr" usage:"address for the API (producer) and /healthz, /readyz, /metrics"`
+	TenantsFile string `yaml:"tenants_file" env:"INFERQ_TENANTS_FILE" flag:"tenants-file" usage:"tenants file (tiers, hashed API keys)"`
+	// WebhookAllowNets are CIDRs webhooks may reach although the SSRF guard
+	// would refuse them (e.g. 127.0.0.0/8 in tests).
+	WebhookAllowNets string `yaml:"webhook_allow_nets" env:"INFERQ_WEBHOOK_ALLOW_NETS" flag:"webhook-allow-nets" usage:"comma-separated CIDRs webhooks may reach despite the SSRF guard"`
+	LogFormat        string `yaml:"log_format" env:"INFERQ_LOG_FORMAT" flag:"log-format" usage:"text or json (default: text on a terminal, else json)"`
+	LogLevel         string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
+
+	// Producer.
+	MaxInputBytes int64         `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
+	ResultTTL     time.Duration `yaml:"result_ttl" env:"INFERQ_RESULT_TTL" flag:"result-ttl" usage:"how long finished jobs and their results are kept"`
+	PublishWait   time.Duration `yaml:"publish_wait" env:"INFERQ_PUBLISH_WAIT" flag:"publish-wait" usage:"how long a submit waits for JetStream to store the job before answering 503"`
+
+	// Worker.
+	Device    string `yaml:"device" env:"INFERQ_DEVICE" flag:"device" usage:"cpu or cuda:N"`
+	Models    string `yaml:"models" env:"INFERQ_MODELS" flag:"models" usage:"comma-separated models to serve (default: every model in the models dir)"`
+	Threads   int    `yaml:"threads" env:"INFERQ_THREADS" flag:"threads" usage:"ONNX Runtime intra-op threads per session (0: the cores given to the process)"`
+	Instances int    `yaml:"instances" env:"INFERQ_INSTANCES" flag:"instances" usage:"sessions per model on the device"`
+	// AckWait is how long a worker may hold a job without a heartbeat
+	// before JetStream gives it to another worker.
+	AckWait       time.Duration `yaml:"ack_wait" env:"INFERQ_ACK_WAIT" flag:"ack-wait" usage:"how long a job may go without a worker heartbeat before redelivery"`
+	MaxDeliver    int           `yaml:"max_deliver" env:"INFERQ_MAX_DELIVER" flag:"max-deliver" usage:"deliveries of one job before it fails with max_attempts"`
+	DrainTimeout  time.Duration `yaml:"drain_timeout" env:"INFERQ_DRAIN_TIMEOUT" flag:"drain-timeout" usage:"how long SIGTERM waits for the batch in hand"`
+	ModelsRefresh time.Duration `yaml:"models_refresh" env:"INFERQ_MODELS_REFRESH" flag:"models-refresh" usage:"how often a worker looks for new model versions"`
+}
+
+// Default returns the settings a process has before any source.
+func Default() Config {
+	return Config{
+		NATSURL:       "nats://127.0.0.1:4222",
+		RedisURL:      "redis://127.0.0.1:6379/0",
+		S3Endpoint:    "127.0.0.1:9000",
+		S3Bucket:      "inferq",
+		S3Region:      "us-east-1",
+		ModelsDir:     "models",
+		HTTPAddr:      "127.0.0.1:8080",
+		MaxInputBytes: 32 << 20,
+		ResultTTL:     7 * 24 * time.Hour,
+		PublishWait:   5 * time.Second,
+		Device:        "cpu",
+		Instances:     1,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    5,
+		DrainTimeout:  30 * time.Second,
+		ModelsRefresh: 10 * time.Second,
+	}
+}
+
+// Load fills a Config for the process called name from, in order, the
+// defaults, the YAML file named by -config or INFERQ_CONFIG, the INFERQ_*
+// environment and the command-line args.
+func Load(name string, args []string) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.String("config", os.Getenv("INFERQ_CONFIG"), "YAML config file (INFERQ_CONFIG)")
+	// The file is read before the environment and the flags override it,
+	// so -config is found by hand first.
+	if path := configPath(args); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("config file: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil {
+			return c, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := c.bind(fs); err != nil {
+		return c, err
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	return c, c.Validate()
+}
+
+func configPath(args []string) string {
+	for i, a := range args {
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if name != "config" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv("INFERQ_CONFIG")
+}
+
+// bind applies the environment to c and registers one flag per field, each
+// defaulting to the value c now holds.
+func (c *Config) bind(fs *flag.FlagSet) error {
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		env, fl := f.Tag.Get("env"), f.Tag.Get("flag")
+		if fl == "" {
+			continue
+		}
+		p := v.Field(i).Addr().Interface()
+		raw, set := os.LookupEnv(env)
+		usage := f.Tag.Get("usage") + " (" + env + ")"
+		switch p := p.(type) {
+		case *string:
+			if set {
+				*p = raw
+			}
+			fs.StringVar(p, fl, *p, usage)
+		case *int:
+			if set {
+				n, err := strconv.Atoi(raw)
+				if err != nil {
+					return fmt.Errorf("%s=%q: not an integer", env, raw)
+				}
+				*p = n
+			}
+			fs.IntVar(p, fl, *p, usage)
+		case *int64:
+			if set {
+				n, err := strconv.ParseInt(raw, 10, 64)
+				if err != nil {
+					return fmt.Errorf("%s=%q: not an integer", env, raw)
+				}
+				*p = n
+			}
+			fs.Int64Var(p, fl, *p, usage)
+		case *time.Duration:
+			if set {
+				d, err := time.ParseDuration(raw)
+				if err != nil {
+					return fmt.Errorf("%s=%q: not a duration (like 30s)", env, raw)
+				}
+				*p = d
+			}
+			fs.DurationVar(p, fl, *p, usage)
+		default:
+			return fmt.Errorf("config field %s: unsupported type", f.Name)
+		}
+	}
+	return nil
+}
+
+// Validate checks the settings that every process relies on.
+func (c Config) Validate() error {
+	var errs []error
+	if c.NATSURL == "" {
+		errs = append(errs, errors.New("INFERQ_NATS_URL is empty"))
+	}
+	if c.RedisURL == "" {
+		errs = append(errs, errors.New("INFERQ_REDIS_URL is empty"))
+	}
+	if c.S3Endpoint == "" || c.S3Bucket == "" {
+		errs = append(errs, errors.New("INFERQ_S3_ENDPOINT and INFERQ_S3_BUCKET are required"))
+	}
+	if c.MaxInputBytes <= 0 {
+		errs = append(errs, errors.New("INFERQ_MAX_INPUT_BYTES must be positive"))
+	}
+	if c.Instances < 1 {
+		errs = append(errs, errors.New("INFERQ_INSTANCES must be at least 1"))
+	}
+	if c.MaxDeliver < 2 {
+		errs = append(errs, errors.New("INFERQ_MAX_DELIVER must be at least 2"))
+	}
+	if c.AckWait < time.Second {
+		errs = append(errs, errors.New("INFERQ_ACK_WAIT must be at least 1s"))
+	}
+	return errors.Join(errs...)
+}
+
+// ModelList splits Models into names; empty means every model.
+func (c Config) ModelList() []string {
+	var out []string
+	for _, m := range strings.Split(c.Models, ",") {
+		if m = strings.TrimSpace(m); m != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}

@@ -1,0 +1,63 @@
+package jobs
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MessageVersion is the format of Message; a reader refuses other versions
+// rather than guess.
+const MessageVersion = 1
+
+// Message carries a job through the JOBS and RUN streams. It holds what the
+// scheduler and the worker need without a Redis read: the record stays the
+// source of truth for state, the message for routing.
+type Message struct {
+	V           int       `json:"v"`
+	ID          string    `json:"id"`
+	Tenant      string    `json:"tenant"`
+	Tier        string    `json:"tier"`
+	Model       string    `json:"model"`
+	CreatedAt   time.Time `json:"created_at"`
+	Deadline    time.Time `json:"deadline"`
+	InputKey    string    `json:"input_key"`
+	ContentType string    `json:"content_type,omitempty"`
+	InputSize   int64     `json:"input_size"`
+}
+
+// MessageFor builds the queue message of a job.
+func MessageFor(j *Job) Message {
+	return Message{
+		V: MessageVersion, ID: j.ID, Tenant: j.Tenant, Tier: j.Tier, Model: j.Model,
+		CreatedAt: j.CreatedAt, Deadline: j.Deadline, InputKey: j.InputKey,
+		ContentType: j.ContentType, InputSize: j.InputSize,
+	}
+}
+
+// Encode renders the message for the wire.
+func (m Message) Encode() []byte {
+	b, _ := json.Marshal(m) // a struct of strings, times and ints cannot fail
+	return b
+}
+
+// ErrBadMessage marks a message that cannot be read; it is never retried.
+var ErrBadMessage = errors.New("bad job message")
+
+// DecodeMessage reads and checks a message.
+func DecodeMessage(b []byte) (Message, error) {
+	var m Message
+	if err := json.Unmarshal(b, &m); err != nil {
+		return m, fmt.Errorf("%w: %v", ErrBadMessage, err)
+	}
+	switch {
+	case m.V != MessageVersion:
+		return m, fmt.Errorf("%w: version %d, want %d", ErrBadMessage, m.V, MessageVersion)
+	case m.ID == "" || m.Tenant == "" || m.Model == "" || m.Tier == "":
+		return m, fmt.Errorf("%w: id, tenant, model and tier are required", ErrBadMessage)
+	case m.Deadline.IsZero():
+		return m, fmt.Errorf("%w: no deadline", ErrBadMessage)
+	}
+	return m, nil
+}

@@ -1,0 +1,269 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors a caller of the store branches on.
+var (
+	ErrNotFound = errors.New("job not found")
+	// ErrIllegal is a transition the state machine forbids, such as
+	// finishing a job twice; the caller reads the current state from
+	// TransitionError.
+	ErrIllegal = errors.New("illegal job transition")
+)
+
+// TransitionError says which state refused a move.
+type TransitionError struct {
+	ID       string
+	From, To State
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("job %s: cannot move from %s to %s", e.ID, e.From, e.To)
+}
+
+// Unwrap lets errors.Is(err, ErrIllegal) match.
+func (e *TransitionError) Unwrap() error { return ErrIllegal }
+
+// Store keeps job records in Redis: one hash per job at job:<id>, and a
+// per-tenant count of unfinished jobs for the queue quota.
+type Store struct {
+	rdb       redis.UniversalClient
+	retention time.Duration
+}
+
+// NewStore returns a store on rdb; finished records expire after retention.
+func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
+	return &Store{rdb: rdb, retention: retention}
+}
+
+// Redis exposes the client, for readiness checks.
+func (s *Store) Redis() redis.UniversalClient { return s.rdb }
+
+func key(id string) string          { return "job:" + id }
+func unfinishedKey(t string) string { return "tenant:" + t + ":unfinished" }
+func ms(t time.Time) string         { return strconv.FormatInt(t.UnixMilli(), 10) }
+func fromMS(s string) time.Time {
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(n).UTC()
+}
+
+// Create stores a new queued job and counts it against its tenant.
+func (s *Store) Create(ctx context.Context, j *Job) error {
+	fields := map[string]any{
+		"id": j.ID, "tenant": j.Tenant, "status": string(Queued), "model": j.Model,
+		"tier": j.Tier, "created_at": ms(j.CreatedAt), "deadline": ms(j.Deadline),
+		"attempts": 0, "input_key": j.InputKey, "content_type": j.ContentType,
+		"input_size": j.InputSize,
+	}
+	if len(j.Metadata) > 0 {
+		fields["metadata"] = string(j.Metadata)
+	}
+	for k, v := range map[string]string{"batch_id": j.BatchID, "file_name": j.FileName, "webhook_url": j.WebhookURL} {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.HSet(ctx, key(j.ID), fields)
+	pipe.Incr(ctx, unfinishedKey(j.Tenant))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return fmt.Errorf("create job %s: %w", j.ID, err)
+	}
+	return nil
+}
+
+// Discard removes a job that never became durable in the queue (its publish
+// failed), undoing Create.
+func (s *Store) Discard(ctx context.Context, j *Job) error {
+	pipe := s.rdb.TxPipeline()
+	pipe.Del(ctx, key(j.ID))
+	pipe.Decr(ctx, unfinishedKey(j.Tenant))
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Unfinished is the tenant's count of jobs not yet in a terminal state.
+func (s *Store) Unfinished(ctx context.Context, tenant string) (int64, error) {
+	n, err := s.rdb.Get(ctx, unfinishedKey(tenant)).Int64()
+	if errors.Is(err, redis.Nil) {
+		return 0, nil
+	}
+	return n, err
+}
+
+// Get reads a job's record.
+func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
+	m, err := s.rdb.HGetAll(ctx, key(id)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("get job %s: %w", id, err)
+	}
+	if len(m) == 0 {
+		return nil, ErrNotFound
+	}
+	return decode(m)
+}
+
+// GetMany reads several records in one round trip; missing ones are nil.
+func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Job, error) {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.MapStringStringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGetAll(ctx, key(id))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("get %d jobs: %w", len(ids), err)
+	}
+	out := make([]*Job, len(ids))
+	for i, c := range cmds {
+		m, err := c.Result()
+		if err != nil || len(m) == 0 {
+			continue
+		}
+		if out[i], err = decode(m); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func decode(m map[string]string) (*Job, error) {
+	j := &Job{
+		ID: m["id"], Tenant: m["tenant"], Status: State(m["status"]), Model: m["model"],
+		ModelVersion: m["model_version"], Tier: m["tier"],
+		CreatedAt: fromMS(m["created_at"]), StartedAt: fromMS(m["started_at"]),
+		FinishedAt: fromMS(m["finished_at"]), Deadline: fromMS(m["deadline"]),
+		BatchID: m["batch_id"], FileName: m["file_name"], InputKey: m["input_key"],
+		ContentType: m["content_type"], WebhookURL: m["webhook_url"],
+	}
+	j.Attempts, _ = strconv.Atoi(m["attempts"])
+	j.InputSize, _ = strconv.ParseInt(m["input_size"], 10, 64)
+	if v, ok := m["met_deadline"]; ok {
+		met := v == "1"
+		j.MetDeadline = &met
+	}
+	if v := m["result"]; v != "" {
+		j.Result = json.RawMessage(v)
+	}
+	if v := m["metadata"]; v != "" {
+		j.Metadata = json.RawMessage(v)
+	}
+	if v := m["error"]; v != "" {
+		j.Error = &Error{}
+		if err := json.Unmarshal([]byte(v), j.Error); err != nil {
+			return nil, fmt.Errorf("job %s: bad error field: %w", j.ID, err)
+		}
+	}
+	return j, nil
+}
+
+// transition moves a job atomically: it checks the current state against
+// the legal sources, writes the new state and fields, counts attempts, and
+// settles the tenant's unfinished count when the job reaches its end. It
+// returns {1, previous} on success, {0, current} when refused, {-1} when the
+// job does not exist.
+var transition = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return {-1, ''} end
+if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
+redis.call('HSET', KEYS[1], 'status', ARGV[1])
+for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[4] == '1' then
+  redis.call('DECR', KEYS[2])
+end
+if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+return {1, cur}
+`)
+
+// Update holds the fields a transition writes besides the state.
+type Update struct {
+	StartedAt    time.Time
+	FinishedAt   time.Time
+	ModelVersion string
+	Result       json.RawMessage
+	Error        *Error
+	MetDeadline  *bool
+	// CountAttempt adds one to the job's attempts (a worker starting it).
+	CountAttempt bool
+}
+
+// Transition moves job id to state to, if the state machine allows it from
+// the job's current state, and returns the job as it now stands. A refused
+// move returns a *TransitionError (errors.Is ErrIllegal).
+func (s *Store) Transition(ctx context.Context, id, tenant string, to State, u Update) (State, error) {
+	from := From(to)
+	srcs := make([]string, len(from))
+	for i, f := range from {
+		srcs[i] = string(f)
+	}
+	settles := to.Terminal() && to != Expired
+	ttl := int64(0)
+	if settles {
+		ttl = s.retention.Milliseconds()
+	}
+	args := []any{string(to), strings.Join(srcs, ","), b2s(u.CountAttempt), b2s(settles), ttl}
+	if !u.StartedAt.IsZero() {
+		args = append(args, "started_at", ms(u.StartedAt))
+	}
+	if !u.FinishedAt.IsZero() {
+		args = append(args, "finished_at", ms(u.FinishedAt))
+	}
+	if u.ModelVersion != "" {
+		args = append(args, "model_version", u.ModelVersion)
+	}
+	if u.MetDeadline != nil {
+		args = append(args, "met_deadline", b2s(*u.MetDeadline))
+	}
+	if u.Result != nil {
+		args = append(args, "result", string(u.Result))
+	}
+	if u.Error != nil {
+		b, _ := json.Marshal(u.Error)
+		args = append(args, "error", string(b))
+	}
+	res, err := transition.Run(ctx, s.rdb, []string{key(id), unfinishedKey(tenant)}, args...).Slice()
+	if err != nil {
+		return "", fmt.Errorf("move job %s to %s: %w", id, to, err)
+	}
+	code, _ := res[0].(int64)
+	prev, _ := res[1].(string)
+	switch code {
+	case -1:
+		return "", ErrNotFound
+	case 0:
+		return State(prev), &TransitionError{ID: id, From: State(prev), To: to}
+	}
+	return State(prev), nil
+}
+
+// Finish moves a job to its terminal state with its outcome, recording
+// whether it met its deadline, in one atomic step.
+func (s *Store) Finish(ctx context.Context, j *Job, to State, u Update) error {
+	if u.FinishedAt.IsZero() {
+		u.FinishedAt = time.Now()
+	}
+	met := !u.FinishedAt.After(j.Deadline)
+	u.MetDeadline = &met
+	_, err := s.Transition(ctx, j.ID, j.Tenant, to, u)
+	return err
+}
+
+func b2s(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

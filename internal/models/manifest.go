@@ -1,0 +1,134 @@
+package models
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+
+	"gopkg.in/yaml.v3"
+)
+
+// ManifestFile is the name of a model version's manifest.
+const ManifestFile = "manifest.yaml"
+
+// Manifest describes one version of a model: what it takes, how an upload
+// becomes its input tensor, how its output becomes an answer, and how many
+// inputs one run may batch. It lives next to the ONNX file(s) in
+// <models dir>/<name>/<version>/manifest.yaml.
+type Manifest struct {
+	Name        string `yaml:"name" json:"name"`
+	Version     string `yaml:"version" json:"version"`
+	Description string `yaml:"description,omitempty" json:"description,omitempty"`
+	// File is the ONNX graph, relative to the manifest (default model.onnx).
+	File    string   `yaml:"file,omitempty" json:"-"`
+	Inputs  []IOSpec `yaml:"inputs" json:"inputs"`
+	Outputs []IOSpec `yaml:"outputs" json:"outputs"`
+	// ContentTypes the model accepts for uploads; "*/*" or empty accepts
+	// anything the preprocessing can read.
+	ContentTypes []string    `yaml:"content_types,omitempty" json:"content_types,omitempty"`
+	Preprocess   Preprocess  `yaml:"preprocess" json:"preprocess"`
+	Postprocess  Postprocess `yaml:"postprocess" json:"postprocess"`
+	MaxBatch     int         `yaml:"max_batch" json:"max_batch"`
+	// MaxWaitMS caps how long a partial batch may wait for company.
+	MaxWaitMS int `yaml:"max_wait_ms,omitempty" json:"max_wait_ms,omitempty"`
+	// Files are extra files by role (labels, dictionaries, second graphs),
+	// relative to the manifest.
+	Files map[string]string `yaml:"files,omitempty" json:"-"`
+
+	dir string
+}
+
+// IOSpec is one input or output tensor; -1 marks a dynamic dimension (the
+// first is the batch).
+type IOSpec struct {
+	Name  string  `yaml:"name" json:"name"`
+	DType string  `yaml:"dtype" json:"dtype"`
+	Shape []int64 `yaml:"shape" json:"shape"`
+}
+
+// Preprocess declares how an upload becomes one sample of the input tensor.
+type Preprocess struct {
+	// Kind is "bytes" (raw bytes as uint8, zero-padded to the batch's
+	// longest, at most MaxLen), "image", "tensor" (JSON or .npy) or "ocr"
+	// (the OCR pipeline reads the page itself).
+	Kind   string `yaml:"kind" json:"kind"`
+	MaxLen int    `yaml:"max_len,omitempty" json:"max_len,omitempty"`
+	// Image fields, used when Kind is "image".
+	Width    int       `yaml:"width,omitempty" json:"width,omitempty"`
+	Height   int       `yaml:"height,omitempty" json:"height,omitempty"`
+	Resize   string    `yaml:"resize,omitempty" json:"resize,omitempty"`
+	Color    string    `yaml:"color,omitempty" json:"color,omitempty"`
+	Layout   string    `yaml:"layout,omitempty" json:"layout,omitempty"`
+	Scale    float32   `yaml:"scale,omitempty" json:"scale,omitempty"`
+	Mean     []float32 `yaml:"mean,omitempty" json:"mean,omitempty"`
+	Std      []float32 `yaml:"std,omitempty" json:"std,omitempty"`
+	PadValue float32   `yaml:"pad_value,omitempty" json:"pad_value,omitempty"`
+	Invert   string    `yaml:"invert,omitempty" json:"invert,omitempty"`
+}
+
+// Postprocess declares how the output tensor becomes a result.
+type Postprocess struct {
+	// Kind is "echo" ({"bytes","sha256"}), "topk" (softmax top-k with the
+	// "labels" file), "raw" (the tensors) or "ocr".
+	Kind    string `yaml:"kind" json:"kind"`
+	TopK    int    `yaml:"top_k,omitempty" json:"top_k,omitempty"`
+	Softmax bool   `yaml:"softmax,omitempty" json:"softmax,omitempty"`
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// ValidName reports whether s can name a model or a version: lower-case
+// letters, digits, '-' and '_', as NATS subjects and S3 keys take them.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
+// LoadManifest reads and checks the manifest in dir.
+func LoadManifest(dir string) (*Manifest, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+	if err != nil {
+		return nil, err
+	}
+	var m Manifest
+	if err := yaml.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", dir, err)
+	}
+	m.dir = dir
+	if m.File == "" {
+		m.File = "model.onnx"
+	}
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", dir, err)
+	}
+	return &m, nil
+}
+
+// Dir is the directory the manifest was read from.
+func (m *Manifest) Dir() string { return m.dir }
+
+// Path resolves a file named in the manifest against its directory.
+func (m *Manifest) Path(rel string) string { return filepath.Join(m.dir, rel) }
+
+// Validate checks the manifest's own consistency.
+func (m *Manifest) Validate() error {
+	if !ValidName(m.Name) {
+		return fmt.Errorf("name %q: want lower-case letters, digits, - and _", m.Name)
+	}
+	if !ValidName(m.Version) {
+		return fmt.Errorf("version %q: want lower-case letters, digits, - and _", m.Version)
+	}
+	if m.MaxBatch < 1 {
+		return errors.New("max_batch must be at least 1")
+	}
+	switch m.Preprocess.Kind {
+	case "bytes", "image", "tensor", "ocr":
+	default:
+		return fmt.Errorf("preprocess.kind %q: want bytes, image, tensor or ocr", m.Preprocess.Kind)
+	}
+	switch m.Postprocess.Kind {
+	case "echo", "topk", "raw", "ocr":
+	default:
+		return fmt.Errorf("postprocess.kind %q: want echo, topk, raw or ocr", m.Postprocess.Kind)
+	}
+	return nil
+}

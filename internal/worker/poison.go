@@ -1,0 +1,73 @@
+package worker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/queue"
+)
+
+// maxDeliveriesAdvisory is the part of JetStream's advisory we read.
+type maxDeliveriesAdvisory struct {
+	Stream    string `json:"stream"`
+	Consumer  string `json:"consumer"`
+	StreamSeq uint64 `json:"stream_seq"`
+	Delivered int    `json:"deliveries"`
+}
+
+// watchMaxDeliveries ends the jobs that JetStream gave up on: a job that
+// was delivered MaxDeliver times without an ack (it kept killing workers)
+// fails with max_attempts, and its message leaves the run stream. The
+// workers share the subscription as a queue group, so one of them handles
+// each advisory.
+func (w *Worker) watchMaxDeliveries(ctx context.Context, model string) (*nats.Subscription, error) {
+	subj := queue.MaxDeliveriesSubject(queue.RunStream, queue.RunConsumer(model))
+	return w.cfg.NATS.QueueSubscribe(subj, "inferq-workers", func(msg *nats.Msg) {
+		var adv maxDeliveriesAdvisory
+		if err := json.Unmarshal(msg.Data, &adv); err != nil {
+			w.log.Error("unreadable max-deliveries advisory", "err", err)
+			return
+		}
+		if err := w.giveUp(ctx, adv); err != nil {
+			w.log.Error("ending a job past max deliveries", "stream_seq", adv.StreamSeq, "err", err)
+		}
+	})
+}
+
+func (w *Worker) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	st, err := w.cfg.JS.Stream(ctx, queue.RunStream)
+	if err != nil {
+		return err
+	}
+	raw, err := st.GetMsg(ctx, adv.StreamSeq)
+	if err != nil {
+		return fmt.Errorf("read message %d: %w", adv.StreamSeq, err)
+	}
+	m, err := jobs.DecodeMessage(raw.Data)
+	if err == nil {
+		now := time.Now()
+		err = w.cfg.Store.Finish(ctx, &jobs.Job{ID: m.ID, Tenant: m.Tenant, Deadline: m.Deadline}, jobs.Failed, jobs.Update{
+			FinishedAt: now,
+			Error:      errorOf("max_attempts", fmt.Sprintf("the job was delivered %d times and never finished; it may crash the worker that runs it", adv.Delivered)),
+		})
+		switch {
+		case err == nil:
+			w.log.Warn("job failed after max deliveries", "job", m.ID, "tenant", m.Tenant, "model", m.Model, "deliveries", adv.Delivered)
+			queue.PublishEvent(w.cfg.NATS, m.Tenant, m.ID, jobs.Failed, now)
+			w.m.finished(m.Model, m.Tier, jobs.Failed, !now.After(m.Deadline), now.Sub(m.CreatedAt))
+		case isIllegal(err):
+			// Already finished (its last run recorded a result but died
+			// before the ack).
+		default:
+			return err
+		}
+	}
+	return st.DeleteMsg(ctx, adv.StreamSeq)
+}

