@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
@@ -329,4 +331,46 @@ func TestNATSDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEcho(t, done, []byte("back up"))
+}
+
+// TestRunMessageFollowsRecord: when a run message appears, the job's
+// record already says scheduled (a worker that met a job still marked
+// queued used to drop it, leaving it stuck).
+func TestRunMessageFollowsRecord(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Workers: -1})
+	ctx := ctxT(t, time.Minute)
+	nc, err := nats.Connect("nats://" + f.back.NATS.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: f.back.Redis.Addr})
+	defer rdb.Close()
+	seen := make(chan string, 100)
+	_, err = nc.Subscribe("jobs.run.>", func(m *nats.Msg) {
+		var msg struct{ ID string }
+		_ = json.Unmarshal(m.Data, &msg)
+		st, _ := rdb.HGet(context.Background(), "job:"+msg.ID, "status").Result()
+		seen <- st
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	c := f.client("initech")
+	for i := 0; i < 50; i++ {
+		if _, err := c.Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader("order")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		select {
+		case st := <-seen:
+			if st != "scheduled" {
+				t.Fatalf("run message %d appeared while its record said %q", i, st)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d run messages appeared", i)
+		}
+	}
 }

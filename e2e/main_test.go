@@ -15,6 +15,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/models/zoo"
 )
 
 var (
@@ -46,8 +47,12 @@ func setup(m *testing.M) int {
 	}
 	modelsDir = filepath.Join(dir, "models")
 	// The slow model runs about half a second a job on this kind of machine.
-	if err := buildModels(modelsDir, 400, "echo"); err != nil {
+	if err := buildModels(modelsDir, 400, "echo", "digits", "resnet18"); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e: models:", err)
+		return 1
+	}
+	if err := zoo.BuildOCR(modelsDir, filepath.Join(fleettest.CacheDir(), "ocr")); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e: ocr model:", err, "(run `make deps`)")
 		return 1
 	}
 	if sharedS3, err = fleettest.StartMinIO(filepath.Join(dir, "s3")); err != nil {

@@ -202,6 +202,11 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		return err
 	}
 	defer sub.Unsubscribe()
+	// The subscription must be live at the server before the record is
+	// read, or an event published in between is lost to this waiter.
+	if err := s.cfg.NATS.FlushTimeout(2 * time.Second); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	for {

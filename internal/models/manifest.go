@@ -66,6 +66,8 @@ type Preprocess struct {
 	Std      []float32 `yaml:"std,omitempty" json:"std,omitempty"`
 	PadValue float32   `yaml:"pad_value,omitempty" json:"pad_value,omitempty"`
 	Invert   string    `yaml:"invert,omitempty" json:"invert,omitempty"`
+	// MaxPixels caps a decoded image (0: the preprocessing default, 16.7 MP).
+	MaxPixels int64 `yaml:"max_pixels,omitempty" json:"max_pixels,omitempty"`
 }
 
 // Postprocess declares how the output tensor becomes a result.

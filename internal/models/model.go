@@ -57,7 +57,7 @@ type Model struct {
 func load(man *Manifest, opts ort.Options, instances int) (*Model, error) {
 	m := &Model{Manifest: man, sessions: make(chan *ort.Session, instances)}
 	var err error
-	if m.pipe, err = newPipeline(man, opts); err != nil {
+	if m.pipe, err = newPipeline(man, opts, instances); err != nil {
 		return nil, err
 	}
 	for i := 0; i < instances; i++ {
@@ -72,8 +72,10 @@ func load(man *Manifest, opts ort.Options, instances int) (*Model, error) {
 	return m, nil
 }
 
-func newPipeline(man *Manifest, opts ort.Options) (pipeline, error) {
+func newPipeline(man *Manifest, opts ort.Options, instances int) (pipeline, error) {
 	switch man.Preprocess.Kind {
+	case "ocr":
+		return newOCRPipeline(man, opts, instances)
 	case "bytes":
 		if man.Postprocess.Kind != "echo" && man.Postprocess.Kind != "raw" {
 			return nil, fmt.Errorf("preprocess bytes goes with postprocess echo or raw, not %s", man.Postprocess.Kind)

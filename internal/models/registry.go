@@ -102,8 +102,14 @@ type Registry struct {
 func Open(dir string, only []string, opts ort.Options, instances int, log *slog.Logger) (*Registry, error) {
 	r := &Registry{dir: dir, only: only, opts: opts, inst: instances, log: log, models: map[string]*Model{}}
 	if _, err := r.refresh(true); err != nil {
-		r.Close()
-		return nil, err
+		// A worker told which models to serve must serve them all; one
+		// serving "everything in the directory" serves what loads and says
+		// what did not.
+		if len(only) > 0 || log == nil {
+			r.Close()
+			return nil, err
+		}
+		log.Error("some models could not be loaded and are not served", "err", err)
 	}
 	if len(r.models) == 0 {
 		return nil, fmt.Errorf("no models to serve in %s", dir)

@@ -90,27 +90,44 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run stream: %w", err)
 	}
-	s.log.Info("scheduler started", "window", s.cfg.Window)
-	for ctx.Err() == nil {
-		pulled, err := s.pull(ctx, cons)
-		if err != nil && ctx.Err() == nil {
-			s.log.Warn("pull submitted jobs", "err", err)
-			sleep(ctx, time.Second)
-			continue
+	// Submitted jobs arrive on their own goroutine; this loop alone owns
+	// the queues.
+	incoming := make(chan jetstream.Msg, 4096)
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case incoming <- m:
+		case <-ctx.Done():
 		}
-		dispatched, err := s.dispatch(ctx, runStream)
-		if err != nil && ctx.Err() == nil {
+	}, jetstream.PullMaxMessages(1000))
+	if err != nil {
+		return fmt.Errorf("consume submitted jobs: %w", err)
+	}
+	defer cc.Stop()
+	s.log.Info("scheduler started", "window", s.cfg.Window)
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case m := <-incoming:
+			s.accept(m)
+			for more := true; more; {
+				select {
+				case m := <-incoming:
+					s.accept(m)
+				default:
+					more = false
+				}
+			}
+		case <-tick.C:
+			s.observe()
+		}
+		if _, err := s.dispatch(ctx, runStream); err != nil && ctx.Err() == nil {
 			s.log.Warn("dispatch", "err", err)
 			sleep(ctx, time.Second)
 		}
-		s.observe()
-		if pulled == 0 && dispatched == 0 {
-			// Nothing arrived and nothing could go: wait a little for
-			// workers to free up before asking the run stream again.
-			sleep(ctx, 50*time.Millisecond)
-		}
 	}
-	return nil
 }
 
 func sleep(ctx context.Context, d time.Duration) {
@@ -122,37 +139,20 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
-// pull takes what has been submitted into the queues: it waits briefly
-// only when the queues are empty.
-func (s *Scheduler) pull(ctx context.Context, cons jetstream.Consumer) (int, error) {
-	wait := 20 * time.Millisecond
-	if s.held() == 0 {
-		wait = time.Second
-	}
-	batch, err := cons.Fetch(1000, jetstream.FetchMaxWait(wait))
+// accept puts one submitted job in its model's queue.
+func (s *Scheduler) accept(msg jetstream.Msg) {
+	m, err := jobs.DecodeMessage(msg.Data())
 	if err != nil {
-		return 0, err
+		s.log.Error("dropping unreadable submitted message", "subject", msg.Subject(), "err", err)
+		_ = msg.Term()
+		return
 	}
-	n := 0
-	for msg := range batch.Messages() {
-		n++
-		m, err := jobs.DecodeMessage(msg.Data())
-		if err != nil {
-			s.log.Error("dropping unreadable submitted message", "subject", msg.Subject(), "err", err)
-			_ = msg.Term()
-			continue
-		}
-		q := s.queues[m.Model]
-		if q == nil {
-			q = &fifo{}
-			s.queues[m.Model] = q
-		}
-		q.push(held{msg: msg, job: m})
+	q := s.queues[m.Model]
+	if q == nil {
+		q = &fifo{}
+		s.queues[m.Model] = q
 	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-		return n, err
-	}
-	return n, nil
+	q.push(held{msg: msg, job: m})
 }
 
 func (s *Scheduler) held() int {
@@ -225,18 +225,9 @@ func (s *Scheduler) release(ctx context.Context, batch []held) (int, error) {
 			// Canceled while waiting, or already handled by a previous
 			// scheduler: nothing to run.
 		default:
-			if err := queue.Publish(ctx, s.cfg.JS, queue.RunSubject(h.job.Model), h.job.ID, h.job.Encode()); err != nil {
+			if err := s.dispatchOne(ctx, h); err != nil {
 				return i, err
 			}
-			now := time.Now()
-			_, err := s.cfg.Store.Transition(ctx, h.job.ID, h.job.Tenant, jobs.Scheduled, jobs.Update{})
-			if err != nil && !errors.Is(err, jobs.ErrIllegal) {
-				return i, err
-			}
-			if err == nil {
-				queue.PublishEvent(s.cfg.NATS, h.job.Tenant, h.job.ID, jobs.Scheduled, now)
-			}
-			s.m.dispatched.WithLabelValues(h.job.Model, h.job.Tier).Inc()
 		}
 		if err := h.msg.Ack(); err != nil {
 			// The run message is stored; a redelivered submit is deduped
@@ -257,4 +248,30 @@ func (s *Scheduler) observe() {
 			s.m.oldest.WithLabelValues(model, tier).Set(st.oldest.Seconds())
 		}
 	}
+}
+
+// dispatchOne marks a job scheduled and publishes its run message. The
+// record says scheduled before the run message exists, so that a worker
+// never meets a job still marked queued. A publish that fails after the
+// mark leaves the job held here, to be published again on the next pass
+// (a job already scheduled is published again; JetStream drops the
+// duplicate by its id).
+func (s *Scheduler) dispatchOne(ctx context.Context, h held) error {
+	now := time.Now()
+	_, err := s.cfg.Store.Transition(ctx, h.job.ID, h.job.Tenant, jobs.Scheduled, jobs.Update{})
+	var te *jobs.TransitionError
+	switch {
+	case err == nil:
+		queue.PublishEvent(s.cfg.NATS, h.job.Tenant, h.job.ID, jobs.Scheduled, now)
+	case errors.As(err, &te) && te.From == jobs.Scheduled:
+	case errors.As(err, &te), errors.Is(err, jobs.ErrNotFound):
+		return nil // canceled or gone meanwhile: nothing to run
+	default:
+		return err
+	}
+	if err := queue.Publish(ctx, s.cfg.JS, queue.RunSubject(h.job.Model), h.job.ID, h.job.Encode()); err != nil {
+		return err
+	}
+	s.m.dispatched.WithLabelValues(h.job.Model, h.job.Tier).Inc()
+	return nil
 }

@@ -55,10 +55,13 @@ func (l *modelLoop) run(fetch, work context.Context) {
 		if err != nil {
 			l.w.cfg.Ops.SetNote("nats", err.Error())
 			l.w.log.Warn("fetch jobs", "model", l.model, "err", err)
-			sleepCtx(fetch, time.Second)
-			continue
+			if len(msgs) == 0 {
+				sleepCtx(fetch, time.Second)
+				continue
+			}
+		} else {
+			l.w.cfg.Ops.SetNote("nats", "")
 		}
-		l.w.cfg.Ops.SetNote("nats", "")
 		if len(msgs) == 0 {
 			continue
 		}
@@ -328,6 +331,13 @@ func (l *modelLoop) markRunning(ctx context.Context, items []*item, version stri
 		})
 		var te *jobs.TransitionError
 		switch {
+		case errors.As(err, &te) && te.From == jobs.Queued:
+			// The scheduler marks a job scheduled before it publishes it,
+			// so this is a record behind its message: try again later
+			// rather than lose the job.
+			it.done = true
+			_ = it.msg.NakWithDelay(time.Second)
+			continue
 		case errors.As(err, &te):
 			it.done = true
 			_ = it.msg.Ack()

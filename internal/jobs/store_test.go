@@ -1,0 +1,119 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/inferq/inferq/internal/fleettest"
+)
+
+func startRedis(t *testing.T) *redis.Client {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("store test: needs redis-server; skipped in -short mode")
+	}
+	srv, err := fleettest.StartRedis(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Stop(5 * time.Second) })
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+func TestStoreLifecycle(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewStore(rdb, time.Hour)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	j := &Job{ID: NewID(), Tenant: "acme", Tier: "premium", Model: "echo", CreatedAt: now, Deadline: now.Add(5 * time.Second), InputKey: "k"}
+	if err := s.Create(ctx, j); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.Unfinished(ctx, "acme"); n != 1 {
+		t.Fatalf("unfinished = %d, want 1", n)
+	}
+	if _, err := s.Transition(ctx, j.ID, j.Tenant, Running, Update{}); !errors.Is(err, ErrIllegal) {
+		t.Fatalf("queued -> running: %v, want ErrIllegal", err)
+	}
+	if _, err := s.Transition(ctx, j.ID, j.Tenant, Scheduled, Update{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // a redelivery runs it again
+		if _, err := s.Transition(ctx, j.ID, j.Tenant, Running, Update{StartedAt: now, ModelVersion: "3", CountAttempt: true}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Finish(ctx, j, Succeeded, Update{FinishedAt: now.Add(time.Second), Result: []byte(`{"ok":true}`)}); err != nil {
+		t.Fatal(err)
+	}
+	var te *TransitionError
+	if err := s.Finish(ctx, j, Failed, Update{}); !errors.As(err, &te) || te.From != Succeeded {
+		t.Fatalf("second finish: %v, want a refusal from succeeded", err)
+	}
+	got, err := s.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != Succeeded || got.Attempts != 2 || got.ModelVersion != "3" || string(got.Result) != `{"ok":true}` ||
+		got.MetDeadline == nil || !*got.MetDeadline || !got.StartedAt.Equal(now) || got.Tenant != "acme" {
+		t.Fatalf("record: %+v", got)
+	}
+	if n, _ := s.Unfinished(ctx, "acme"); n != 0 {
+		t.Fatalf("unfinished after finish = %d, want 0", n)
+	}
+	if ttl := rdb.TTL(ctx, "job:"+j.ID).Val(); ttl <= 0 || ttl > time.Hour {
+		t.Fatalf("finished record TTL %s, want the retention", ttl)
+	}
+	if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing: %v", err)
+	}
+	late := &Job{ID: NewID(), Tenant: "acme", CreatedAt: now, Deadline: now.Add(time.Second)}
+	_ = s.Create(ctx, late)
+	if err := s.Finish(ctx, late, Failed, Update{FinishedAt: now.Add(2 * time.Second), Error: &Error{Code: "x", Message: "y"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Get(ctx, late.ID); *got.MetDeadline || got.Error.Code != "x" {
+		t.Fatalf("late failed job: %+v", got)
+	}
+}
+
+// TestFinishOnce: many finishers racing for one job; exactly one wins.
+func TestFinishOnce(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewStore(rdb, time.Hour)
+	ctx := context.Background()
+	j := &Job{ID: NewID(), Tenant: "t", CreatedAt: time.Now(), Deadline: time.Now().Add(time.Minute)}
+	_ = s.Create(ctx, j)
+	_, _ = s.Transition(ctx, j.ID, j.Tenant, Scheduled, Update{})
+	_, _ = s.Transition(ctx, j.ID, j.Tenant, Running, Update{})
+	var wins atomic.Int32
+	var wg sync.WaitGroup
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			to := Succeeded
+			if i%3 == 0 {
+				to = Canceled
+			}
+			if err := s.Finish(ctx, j, to, Update{}); err == nil {
+				wins.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if wins.Load() != 1 {
+		t.Fatalf("%d finishers won, want 1", wins.Load())
+	}
+	if n, _ := s.Unfinished(ctx, "t"); n != 0 {
+		t.Fatalf("unfinished = %d, want 0", n)
+	}
+}

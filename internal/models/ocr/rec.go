@@ -1,0 +1,198 @@
+package ocr
+
+import (
+	"fmt"
+	"math"
+	"sort"
+
+	"github.com/inferq/inferq/internal/ort"
+)
+
+const (
+	// recHeight is the recognizer's input height (PP-OCRv4: 3x48xW).
+	recHeight = 48
+	// recMinWidth is the narrowest batch (PaddleOCR's rec_image_shape
+	// 3,48,320 sets the smallest width-to-height ratio).
+	recMinWidth = 320
+	// recMaxRatio bounds a line's width at 25 heights: a wider line is
+	// squeezed rather than let one run's tensor grow without limit.
+	recMaxRatio = 25
+	// cropMaxHeight bounds the text height of the intermediate crop, so a
+	// page-sized region on a huge page does not warp at full size only to
+	// be shrunk to 48 px.
+	cropMaxHeight = 4 * recHeight
+)
+
+// crop is a text line cut out of the page and turned upright, as
+// interleaved float32 RGB.
+type crop struct {
+	w, h int
+	pix  []float32
+}
+
+// cutLine warps the quad to an axis-aligned rectangle (PaddleOCR's
+// get_rotate_crop_image, bilinear where it uses bicubic) and turns a crop
+// at least 1.5 times taller than wide by 90° counterclockwise, as
+// PaddleOCR does for vertical lines. ok is false for a degenerate quad.
+func cutLine(src *rgbImage, q Quad) (crop, bool) {
+	var pts [4]point
+	for i, c := range q {
+		pts[i] = pointOf(c)
+	}
+	cw := math.Max(pts[0].dist(pts[1]), pts[2].dist(pts[3]))
+	ch := math.Max(pts[0].dist(pts[3]), pts[1].dist(pts[2]))
+	rotate := ch >= 1.5*cw
+	textH := ch
+	if rotate {
+		textH = cw
+	}
+	s := 1.0
+	if textH > cropMaxHeight {
+		s = cropMaxHeight / textH
+	}
+	if long := math.Max(cw, ch) * s; long > recMaxRatio*cropMaxHeight {
+		s *= recMaxRatio * cropMaxHeight / long
+	}
+	if cw < 1 || ch < 1 {
+		return crop{}, false
+	}
+	w, h := max(int(cw*s), 1), max(int(ch*s), 1)
+	fw, fh := float64(w), float64(h)
+	hm, ok := homography([4]point{{0, 0}, {fw, 0}, {fw, fh}, {0, fh}}, pts)
+	if !ok {
+		return crop{}, false
+	}
+	out := crop{w: w, h: h, pix: make([]float32, w*h*3)}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			fx, fy := float64(x), float64(y)
+			d := hm[6]*fx + hm[7]*fy + hm[8]
+			if d == 0 {
+				continue
+			}
+			sx := (hm[0]*fx + hm[1]*fy + hm[2]) / d
+			sy := (hm[3]*fx + hm[4]*fy + hm[5]) / d
+			src.sample(sx, sy, out.pix[(y*w+x)*3:])
+		}
+	}
+	if rotate {
+		out = out.rot90()
+	}
+	return out, true
+}
+
+// sample reads the page at (x, y) bilinearly, replicating the border.
+func (m *rgbImage) sample(x, y float64, dst []float32) {
+	if math.IsNaN(x) || math.IsNaN(y) {
+		return
+	}
+	x = math.Min(math.Max(x, 0), float64(m.w-1))
+	y = math.Min(math.Max(y, 0), float64(m.h-1))
+	x0, y0 := int(x), int(y)
+	x1, y1 := min(x0+1, m.w-1), min(y0+1, m.h-1)
+	ax, ay := float32(x-float64(x0)), float32(y-float64(y0))
+	p00 := m.pix[(y0*m.w+x0)*3:]
+	p01 := m.pix[(y0*m.w+x1)*3:]
+	p10 := m.pix[(y1*m.w+x0)*3:]
+	p11 := m.pix[(y1*m.w+x1)*3:]
+	for c := 0; c < 3; c++ {
+		top := float32(p00[c])*(1-ax) + float32(p01[c])*ax
+		bot := float32(p10[c])*(1-ax) + float32(p11[c])*ax
+		dst[c] = top*(1-ay) + bot*ay
+	}
+}
+
+// rot90 turns the crop 90° counterclockwise (numpy's rot90).
+func (c crop) rot90() crop {
+	out := crop{w: c.h, h: c.w, pix: make([]float32, len(c.pix))}
+	for i := 0; i < out.h; i++ {
+		for j := 0; j < out.w; j++ {
+			copy(out.pix[(i*out.w+j)*3:(i*out.w+j)*3+3], c.pix[(j*c.w+c.w-1-i)*3:])
+		}
+	}
+	return out
+}
+
+func (c crop) ratio() float64 { return float64(c.w) / float64(c.h) }
+
+// recognizeLines reads each quad's text. Lines go to the recognizer in
+// batches of similar width-to-height ratio (PaddleOCR's order), so that
+// little of each batch is padding; results come back in the quads' order.
+func recognizeLines(src *rgbImage, quads []Quad, rec Runner, dict []string, batch int) ([]string, []float32, error) {
+	texts := make([]string, len(quads))
+	scores := make([]float32, len(quads))
+	crops := make([]crop, 0, len(quads))
+	idx := make([]int, 0, len(quads))
+	for i, q := range quads {
+		if c, ok := cutLine(src, q); ok {
+			crops = append(crops, c)
+			idx = append(idx, i)
+		}
+	}
+	order := make([]int, len(crops))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return crops[order[a]].ratio() < crops[order[b]].ratio() })
+	for start := 0; start < len(order); start += batch {
+		part := order[start:min(start+batch, len(order))]
+		lines := make([]crop, len(part))
+		for k, o := range part {
+			lines[k] = crops[o]
+		}
+		in, n, width := recInput(lines)
+		outs, err := rec.Run([]ort.Tensor{{
+			Shape:   []int64{int64(n), 3, recHeight, int64(width)},
+			DType:   ort.Float32,
+			Float32: in,
+		}})
+		if err != nil {
+			return nil, nil, fmt.Errorf("ocr recognition: %w", err)
+		}
+		if len(outs) == 0 || outs[0].DType != ort.Float32 || len(outs[0].Shape) != 3 || outs[0].Shape[0] != int64(n) {
+			return nil, nil, fmt.Errorf("ocr recognition: want a float32 [%d,T,C] output", n)
+		}
+		T, C := outs[0].Shape[1], outs[0].Shape[2]
+		if T < 0 || C <= 0 || T > 1<<20 || C > 1<<20 || int64(len(outs[0].Float32)) < int64(n)*T*C {
+			return nil, nil, fmt.Errorf("ocr recognition: output shape %v does not match its data", outs[0].Shape)
+		}
+		for k, o := range part {
+			step := int(T * C)
+			t, s := DecodeCTC(outs[0].Float32[k*step:(k+1)*step], int(T), int(C), dict)
+			texts[idx[o]], scores[idx[o]] = t, s
+		}
+	}
+	return texts, scores, nil
+}
+
+// recInput builds one recognition batch from upright line crops: each is
+// resized to height 48 keeping its ratio, channels B,G,R, values
+// (v/255-0.5)/0.5, and zero-padded on the right to the batch's width
+// (48 times the widest ratio, at least 320, at most 48*25).
+func recInput(lines []crop) (tensor []float32, n, width int) {
+	maxRatio := float64(recMinWidth) / recHeight
+	for _, c := range lines {
+		maxRatio = math.Max(maxRatio, c.ratio())
+	}
+	maxRatio = math.Min(maxRatio, recMaxRatio)
+	width = int(recHeight * maxRatio)
+	n = len(lines)
+	plane := recHeight * width
+	out := make([]float32, n*3*plane)
+	for k, c := range lines {
+		rw := int(math.Ceil(recHeight * c.ratio()))
+		rw = min(max(rw, 1), width)
+		px := resample(c.pix, c.w, c.h, rw, recHeight)
+		base := out[k*3*plane:]
+		for ch := 0; ch < 3; ch++ {
+			sc := 2 - ch // B, G, R: the order the recognizer was trained on
+			o := base[ch*plane : (ch+1)*plane]
+			for y := 0; y < recHeight; y++ {
+				for x := 0; x < rw; x++ {
+					o[y*width+x] = px[(y*rw+x)*3+sc]/127.5 - 1
+				}
+			}
+		}
+	}
+	return out, n, width
+}

@@ -1,0 +1,89 @@
+package ocr
+
+import (
+	"image"
+	"math"
+	"testing"
+)
+
+func TestCutLineAxisAligned(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 10, 8))
+	for y := 0; y < 8; y++ {
+		for x := 0; x < 10; x++ {
+			i := img.PixOffset(x, y)
+			img.Pix[i], img.Pix[i+1], img.Pix[i+2], img.Pix[i+3] = uint8(x*20), uint8(y*30), 7, 255
+		}
+	}
+	src, err := toRGB(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, ok := cutLine(src, Quad{{2, 1}, {6, 1}, {6, 4}, {2, 4}})
+	if !ok || c.w != 4 || c.h != 3 {
+		t.Fatalf("crop %dx%d ok=%v, want 4x3", c.w, c.h, ok)
+	}
+	for y := 0; y < c.h; y++ {
+		for x := 0; x < c.w; x++ {
+			px := c.pix[(y*c.w+x)*3:]
+			if math.Abs(float64(px[0])-float64((x+2)*20)) > 1e-3 || math.Abs(float64(px[1])-float64((y+1)*30)) > 1e-3 || px[2] != 7 {
+				t.Fatalf("crop (%d,%d) = %v, want page (%d,%d)", x, y, px[:3], x+2, y+1)
+			}
+		}
+	}
+	// A quad twice as tall as wide is a vertical line: turned to lie flat.
+	c, ok = cutLine(src, Quad{{2, 0}, {4, 0}, {4, 6}, {2, 6}})
+	if !ok || c.w != 6 || c.h != 2 {
+		t.Fatalf("vertical crop %dx%d ok=%v, want 6x2", c.w, c.h, ok)
+	}
+	if _, ok := cutLine(src, Quad{{3, 3}, {3, 3}, {3, 3}, {3, 3}}); ok {
+		t.Fatal("a point is no line")
+	}
+}
+
+func TestRot90(t *testing.T) {
+	// 3 wide, 2 high, one channel shown:  1 2 3 / 4 5 6.
+	c := crop{w: 3, h: 2, pix: make([]float32, 18)}
+	for i := 0; i < 6; i++ {
+		c.pix[i*3] = float32(i + 1)
+	}
+	r := c.rot90()
+	// Counterclockwise: 3 6 / 2 5 / 1 4.
+	want := []float32{3, 6, 2, 5, 1, 4}
+	if r.w != 2 || r.h != 3 {
+		t.Fatalf("rotated %dx%d, want 2x3", r.w, r.h)
+	}
+	for i, v := range want {
+		if r.pix[i*3] != v {
+			t.Fatalf("rotated %v, want %v", r.pix, want)
+		}
+	}
+}
+
+func TestRecInputLayout(t *testing.T) {
+	// Two flat crops of one colour each: 96x48 (ratio 2) and 48x24 (ratio 2).
+	mk := func(w, h int, r, g, b float32) crop {
+		c := crop{w: w, h: h, pix: make([]float32, w*h*3)}
+		for i := 0; i < w*h; i++ {
+			c.pix[i*3], c.pix[i*3+1], c.pix[i*3+2] = r, g, b
+		}
+		return c
+	}
+	in, n, width := recInput([]crop{mk(96, 48, 255, 0, 51), mk(48, 24, 0, 255, 255)})
+	if n != 2 || width != 320 || len(in) != 2*3*48*320 {
+		t.Fatalf("n=%d width=%d len=%d, want 2, 320 (the narrowest batch)", n, width, len(in))
+	}
+	plane := 48 * 320
+	// Channels B, G, R; (v/255-0.5)/0.5; 96 columns of line, then zeros.
+	at := func(k, ch, y, x int) float32 { return in[k*3*plane+ch*plane+y*320+x] }
+	if b, g, r := at(0, 0, 10, 50), at(0, 1, 10, 50), at(0, 2, 10, 50); math.Abs(float64(b-(-0.6))) > 1e-5 || g != -1 || r != 1 {
+		t.Fatalf("B,G,R = %v,%v,%v, want -0.6,-1,1", b, g, r)
+	}
+	if at(0, 0, 10, 95) == 0 || at(0, 0, 10, 96) != 0 || at(1, 2, 47, 319) != 0 {
+		t.Fatal("padding must start right after the line's 96 columns and be 0")
+	}
+	// A very long line is squeezed to 25 heights.
+	_, _, width = recInput([]crop{mk(5000, 10, 0, 0, 0)})
+	if width != 48*25 {
+		t.Fatalf("width %d, want %d", width, 48*25)
+	}
+}

@@ -1,0 +1,87 @@
+package models
+
+import (
+	"encoding/json"
+	"fmt"
+	"image"
+	"os"
+
+	"github.com/inferq/inferq/internal/models/ocr"
+	"github.com/inferq/inferq/internal/models/preprocess"
+	"github.com/inferq/inferq/internal/ort"
+)
+
+// ocrPipeline reads a page: text detection on the model's main graph, then
+// recognition of each line, batched over the lines, on the "rec" graph
+// with the "dict" character list.
+type ocrPipeline struct {
+	man    *Manifest
+	dict   []string
+	params ocr.Params
+	recs   chan *ort.Session
+	all    []*ort.Session
+}
+
+func newOCRPipeline(man *Manifest, opts ort.Options, instances int) (pipeline, error) {
+	if man.Postprocess.Kind != "ocr" {
+		return nil, fmt.Errorf("preprocess ocr goes with postprocess ocr, not %s", man.Postprocess.Kind)
+	}
+	recFile, dictFile := man.Files["rec"], man.Files["dict"]
+	if recFile == "" || dictFile == "" {
+		return nil, fmt.Errorf("an ocr model names its files.rec (recognition graph) and files.dict (characters)")
+	}
+	f, err := os.Open(man.Path(dictFile))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	dict, err := ocr.LoadDict(f)
+	if err != nil {
+		return nil, fmt.Errorf("dict: %w", err)
+	}
+	p := &ocrPipeline{man: man, dict: dict, params: ocr.DefaultParams(), recs: make(chan *ort.Session, instances)}
+	for i := 0; i < instances; i++ {
+		s, err := ort.Open(man.Path(recFile), opts)
+		if err != nil {
+			p.close()
+			return nil, err
+		}
+		p.all = append(p.all, s)
+		p.recs <- s
+	}
+	return p, nil
+}
+
+func (p *ocrPipeline) close() {
+	for _, s := range p.all {
+		_ = s.Close()
+	}
+}
+
+func (p *ocrPipeline) prepare(in Input) (Sample, error) {
+	img, _, err := preprocess.DecodeImage(in.Data, p.man.Preprocess.MaxPixels)
+	if err != nil {
+		return nil, inputError(err)
+	}
+	return img, nil
+}
+
+// run reads each page in turn: pages differ in size, so detection runs
+// per page; recognition batches the lines of a page.
+func (p *ocrPipeline) run(det *ort.Session, batch []Sample) ([]Outcome, error) {
+	rec := <-p.recs
+	defer func() { p.recs <- rec }()
+	out := make([]Outcome, len(batch))
+	for i, s := range batch {
+		res, err := ocr.Recognize(s.(image.Image), det, rec, p.dict, p.params)
+		if err != nil {
+			if len(batch) == 1 {
+				return nil, err
+			}
+			out[i].Err = err
+			continue
+		}
+		out[i].Result, _ = json.Marshal(res)
+	}
+	return out, nil
+}

@@ -1,0 +1,119 @@
+// Package pages makes the documents that the OCR tests, the demo and the
+// benchmarks send through the fleet: text pages rendered with the Go fonts,
+// whose true text is known, and the character error rate of a reading.
+package pages
+
+import (
+	"bytes"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/gofont/gomono"
+	"golang.org/x/image/font/gofont/goregular"
+	"golang.org/x/image/font/opentype"
+	"golang.org/x/image/math/fixed"
+)
+
+// Fonts the pages are set in.
+var (
+	Regular = goregular.TTF
+	Mono    = gomono.TTF
+)
+
+// Lines are sample lines of the kind scanned business documents hold.
+var Lines = [][]string{
+	{
+		"Invoice 2041 total 318.50 EUR",
+		"Ship to: 42 Elm Street, Springfield",
+		"Order #7719 placed on 2024-03-15",
+		"Thank you for your business!",
+	},
+	{
+		"Qty 3 x widget (blue) @ 12.99 each",
+		"Subtotal: 38.97; tax 7.41",
+		"Call 555-0143 before 9:30 am",
+		"Reference ABX-99/2 paid in full.",
+	},
+}
+
+// Render draws lines black on white in the font ttf, size pixels high,
+// with a margin of one size around them.
+func Render(ttf []byte, size float64, lines []string) (*image.RGBA, error) {
+	f, err := opentype.Parse(ttf)
+	if err != nil {
+		return nil, err
+	}
+	face, err := opentype.NewFace(f, &opentype.FaceOptions{Size: size, DPI: 72, Hinting: font.HintingFull})
+	if err != nil {
+		return nil, err
+	}
+	defer face.Close()
+	margin := int(size)
+	lineH := int(size * 1.8)
+	width := 0
+	for _, l := range lines {
+		width = max(width, font.MeasureString(face, l).Ceil())
+	}
+	img := image.NewRGBA(image.Rect(0, 0, width+2*margin, len(lines)*lineH+2*margin))
+	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
+	d := &font.Drawer{Dst: img, Src: image.NewUniform(color.Black), Face: face}
+	for i, l := range lines {
+		d.Dot = fixed.P(margin, margin+i*lineH+int(size))
+		d.DrawString(l)
+	}
+	return img, nil
+}
+
+// PNG renders a page and encodes it.
+func PNG(ttf []byte, size float64, lines []string) ([]byte, error) {
+	img, err := Render(ttf, size, lines)
+	if err != nil {
+		return nil, err
+	}
+	var b bytes.Buffer
+	err = png.Encode(&b, img)
+	return b.Bytes(), err
+}
+
+// Levenshtein is the edit distance between a and b, in runes.
+func Levenshtein(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// Errors counts the edits from the lines read to the lines wanted, line by
+// line (missing lines cost their length, extra lines theirs), and the
+// characters wanted: their ratio is the character error rate.
+func Errors(got, want []string) (edits, chars int) {
+	for i, w := range want {
+		g := ""
+		if i < len(got) {
+			g = got[i]
+		}
+		edits += Levenshtein(g, w)
+		chars += len([]rune(w))
+	}
+	for _, extra := range got[min(len(want), len(got)):] {
+		edits += len([]rune(extra))
+	}
+	return edits, chars
+}
