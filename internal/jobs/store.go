@@ -49,6 +49,10 @@ func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
 // Redis exposes the client, for readiness checks.
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
+// BatchKey is the hash of a batch's job counts by state, which every
+// transition of a job in the batch keeps up to date atomically.
+func BatchKey(id string) string { return "batch:" + id }
+
 func key(id string) string          { return "job:" + id }
 func unfinishedKey(t string) string { return "tenant:" + t + ":unfinished" }
 func ms(t time.Time) string         { return strconv.FormatInt(t.UnixMilli(), 10) }
@@ -79,6 +83,9 @@ func (s *Store) Create(ctx context.Context, j *Job) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.HSet(ctx, key(j.ID), fields)
 	pipe.Incr(ctx, unfinishedKey(j.Tenant))
+	if j.BatchID != "" {
+		pipe.HIncrBy(ctx, BatchKey(j.BatchID), string(Queued), 1)
+	}
 	if _, err := pipe.Exec(ctx); err != nil {
 		return fmt.Errorf("create job %s: %w", j.ID, err)
 	}
@@ -91,6 +98,9 @@ func (s *Store) Discard(ctx context.Context, j *Job) error {
 	pipe := s.rdb.TxPipeline()
 	pipe.Del(ctx, key(j.ID))
 	pipe.Decr(ctx, unfinishedKey(j.Tenant))
+	if j.BatchID != "" {
+		pipe.HIncrBy(ctx, BatchKey(j.BatchID), string(Queued), -1)
+	}
 	_, err := pipe.Exec(ctx)
 	return err
 }
@@ -170,8 +180,11 @@ func decode(m map[string]string) (*Job, error) {
 }
 
 // transition moves a job atomically: it checks the current state against
-// the legal sources, writes the new state and fields, counts attempts, and
-// settles the tenant's unfinished count when the job reaches its end. It
+// the legal sources, writes the new state and fields, counts attempts,
+// moves the job between its batch's state counts, and settles the tenant's
+// unfinished count when the job reaches its end. (The batch key is built in
+// the script, so a Redis Cluster deployment must keep a batch's jobs and
+// counts in one slot; inferq runs on one Redis primary.) It
 // returns {1, previous} on success, {0, current} when refused, {-1} when the
 // job does not exist.
 var transition = redis.NewScript(`
@@ -181,6 +194,11 @@ if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then retur
 redis.call('HSET', KEYS[1], 'status', ARGV[1])
 for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+local batch = redis.call('HGET', KEYS[1], 'batch_id')
+if batch and cur ~= ARGV[1] then
+  redis.call('HINCRBY', 'batch:' .. batch, cur, -1)
+  redis.call('HINCRBY', 'batch:' .. batch, ARGV[1], 1)
+end
 if ARGV[4] == '1' then
   redis.call('DECR', KEYS[2])
 end

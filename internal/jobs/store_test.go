@@ -117,3 +117,33 @@ func TestFinishOnce(t *testing.T) {
 		t.Fatalf("unfinished = %d, want 0", n)
 	}
 }
+
+func TestBatchCounts(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewStore(rdb, time.Hour)
+	ctx := context.Background()
+	now := time.Now()
+	var js []*Job
+	for i := 0; i < 3; i++ {
+		j := &Job{ID: NewID(), Tenant: "t", BatchID: "b1", CreatedAt: now, Deadline: now.Add(time.Minute)}
+		if err := s.Create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		js = append(js, j)
+	}
+	for _, j := range js[:2] {
+		_, _ = s.Transition(ctx, j.ID, j.Tenant, Scheduled, Update{})
+		_, _ = s.Transition(ctx, j.ID, j.Tenant, Running, Update{})
+		_, _ = s.Transition(ctx, j.ID, j.Tenant, Running, Update{}) // redelivery: no double count
+	}
+	_ = s.Finish(ctx, js[0], Succeeded, Update{})
+	_ = s.Finish(ctx, js[0], Failed, Update{}) // refused: no count
+	_, _ = s.Transition(ctx, js[2].ID, "t", Canceled, Update{})
+	got := rdb.HGetAll(ctx, BatchKey("b1")).Val()
+	want := map[string]string{"queued": "0", "scheduled": "0", "running": "1", "succeeded": "1", "canceled": "1"}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("batch counts %v, want %v", got, want)
+		}
+	}
+}

@@ -410,6 +410,7 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 			return transient{err}
 		default:
 			queue.PublishEvent(w.cfg.NATS, it.job.Tenant, it.job.ID, to, now)
+			w.finished(ctx, it.job, to)
 			w.m.finished(l.model, it.job.Tier, to, !now.After(it.job.Deadline), now.Sub(it.job.CreatedAt))
 		}
 		it.done = true

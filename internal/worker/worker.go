@@ -48,6 +48,16 @@ type Config struct {
 	// HoldLimit bounds how long a batch is held through a transient fault
 	// before its jobs are handed back to the queue.
 	HoldLimit time.Duration
+	// OnFinish, when set, is told of each job this worker moved to a
+	// terminal state, once, after the state is durable (webhooks and batch
+	// completion hang here).
+	OnFinish func(ctx context.Context, m jobs.Message, to jobs.State)
+}
+
+func (w *Worker) finished(ctx context.Context, m jobs.Message, to jobs.State) {
+	if w.cfg.OnFinish != nil {
+		w.cfg.OnFinish(ctx, m, to)
+	}
 }
 
 // Worker serves the models of its registry.
