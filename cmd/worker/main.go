@@ -87,7 +87,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	w := worker.New(worker.Config{
 		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Ops: srv, Log: log,
 		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
-		MaxInputBytes: cfg.MaxInputBytes, Instances: cfg.Instances,
+		MaxInputBytes: cfg.MaxInputBytes, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch,
 	})
 	err = w.Run(ctx, work)
 	log.Info("worker stopped")

@@ -46,6 +46,9 @@ type Config struct {
 	Models    string `yaml:"models" env:"INFERQ_MODELS" flag:"models" usage:"comma-separated models to serve (default: every model in the models dir)"`
 	Threads   int    `yaml:"threads" env:"INFERQ_THREADS" flag:"threads" usage:"ONNX Runtime intra-op threads per session (0: the cores given to the process)"`
 	Instances int    `yaml:"instances" env:"INFERQ_INSTANCES" flag:"instances" usage:"sessions per model on the device"`
+	// MaxBatch caps every model's batch below its manifest's max_batch
+	// (0: the manifests decide); 1 turns batching off.
+	MaxBatch int `yaml:"max_batch" env:"INFERQ_MAX_BATCH" flag:"max-batch" usage:"cap on jobs per inference run (0: each manifest's max_batch)"`
 	// AckWait is how long a worker may hold a job without a heartbeat
 	// before JetStream gives it to another worker.
 	AckWait       time.Duration `yaml:"ack_wait" env:"INFERQ_ACK_WAIT" flag:"ack-wait" usage:"how long a job may go without a worker heartbeat before redelivery"`

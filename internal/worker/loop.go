@@ -98,6 +98,9 @@ func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
 	}
 	maxBatch, maxWait := m.Manifest.MaxBatch, time.Duration(m.Manifest.MaxWaitMS)*time.Millisecond
 	release()
+	if c := l.w.cfg.MaxBatch; c > 0 && c < maxBatch {
+		maxBatch = c
+	}
 	msgs, err := collect(l.cons.FetchNoWait(maxBatch))
 	if err != nil {
 		return msgs, err

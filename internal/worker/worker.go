@@ -43,6 +43,8 @@ type Config struct {
 	MaxInputBytes int64
 	// Instances is how many batches of one model may run at once.
 	Instances int
+	// MaxBatch caps batches below the manifests' max_batch (0: no cap).
+	MaxBatch int
 	// FetchParallel bounds concurrent input fetches and decodes.
 	FetchParallel int
 	// HoldLimit bounds how long a batch is held through a transient fault
