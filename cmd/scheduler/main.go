@@ -1,21 +1,38 @@
-// Command scheduler orders submitted jobs per model and releases them to
-// the workers as they free up.
+// Command scheduler orders submitted jobs per model for the tiers'
+// deadlines and releases them to the workers as they free up. Run two: one
+// leads (a lease in NATS KV), the other stands by and takes over within a
+// few seconds. Every scheduler also serves the periodic upkeep (expiry of
+// old results, reaping of stuck jobs); the leader schedules it.
 package main
 
 import (
 	"context"
 	"log/slog"
+	"sort"
+	"sync"
 	"time"
+
+	"github.com/hibiken/asynq"
 
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/scheduler"
+	"github.com/inferq/inferq/internal/sla"
+	"github.com/inferq/inferq/internal/tenants"
 )
 
 func main() { ops.Main("scheduler", run) }
 
 func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
+	tiers, err := loadTiers(cfg.TenantsFile)
+	if err != nil {
+		return err
+	}
+	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
+	if err != nil {
+		return err
+	}
 	b, err := backends.Connect(ctx, cfg, "inferq-scheduler", 60*time.Second, log)
 	if err != nil {
 		return err
@@ -28,7 +45,52 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("scheduler ops listening", "addr", ln.Addr().String())
-	go func() { _ = ops.Serve(ctx, ln, srv.Mux(), 2*time.Second) }()
-	s := scheduler.New(scheduler.Config{NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Metrics: srv.Registry})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = ops.Serve(ctx, ln, srv.Mux(), 2*time.Second)
+	}()
+	up := &scheduler.Upkeep{Store: b.Store, Blob: b.Blob, JS: b.JS, ReapAfter: cfg.ReapAfter, Log: log}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := up.Serve(ctx, redisOpt); err != nil {
+			log.Error("upkeep", "err", err)
+		}
+	}()
+	s, err := scheduler.New(scheduler.Config{
+		NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Tiers: tiers, Policy: cfg.Policy,
+		Metrics: srv.Registry,
+		OnLead:  func(ctx context.Context) { up.Schedule(ctx, redisOpt) },
+	})
+	if err != nil {
+		return err
+	}
 	return s.Run(ctx)
+}
+
+// loadTiers reads the tiers from the tenants file (the defaults without
+// one), highest priority (shortest deadline) first.
+func loadTiers(path string) ([]sla.Tier, error) {
+	defs := tenants.DefaultTiers()
+	if path != "" {
+		reg, err := tenants.Load(path)
+		if err != nil {
+			return nil, err
+		}
+		defs = reg.Tiers
+	}
+	var out []sla.Tier
+	for name, t := range defs {
+		out = append(out, sla.Tier{Name: name, Deadline: t.Deadline, Share: t.Share})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Deadline != out[j].Deadline {
+			return out[i].Deadline < out[j].Deadline
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
 }

@@ -41,6 +41,10 @@ type Config struct {
 	ResultTTL     time.Duration `yaml:"result_ttl" env:"INFERQ_RESULT_TTL" flag:"result-ttl" usage:"how long finished jobs and their results are kept"`
 	PublishWait   time.Duration `yaml:"publish_wait" env:"INFERQ_PUBLISH_WAIT" flag:"publish-wait" usage:"how long a submit waits for JetStream to store the job before answering 503"`
 
+	// Scheduler.
+	Policy    string        `yaml:"policy" env:"INFERQ_POLICY" flag:"policy" usage:"queue order: deadline (tiers' SLAs), fifo, edf or strict"`
+	ReapAfter time.Duration `yaml:"reap_after" env:"INFERQ_REAP_AFTER" flag:"reap-after" usage:"a job running this long without finishing is queued again"`
+
 	// Worker.
 	Device    string `yaml:"device" env:"INFERQ_DEVICE" flag:"device" usage:"cpu or cuda:N"`
 	Models    string `yaml:"models" env:"INFERQ_MODELS" flag:"models" usage:"comma-separated models to serve (default: every model in the models dir)"`
@@ -70,6 +74,8 @@ func Default() Config {
 		MaxInputBytes: 32 << 20,
 		ResultTTL:     7 * 24 * time.Hour,
 		PublishWait:   5 * time.Second,
+		Policy:        "deadline",
+		ReapAfter:     15 * time.Minute,
 		Device:        "cpu",
 		Instances:     1,
 		AckWait:       30 * time.Second,
@@ -201,6 +207,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxDeliver < 2 {
 		errs = append(errs, errors.New("INFERQ_MAX_DELIVER must be at least 2"))
+	}
+	switch c.Policy {
+	case "deadline", "fifo", "edf", "strict":
+	default:
+		errs = append(errs, fmt.Errorf("INFERQ_POLICY %q: want deadline, fifo, edf or strict", c.Policy))
 	}
 	if c.AckWait < time.Second {
 		errs = append(errs, errors.New("INFERQ_ACK_WAIT must be at least 1s"))

@@ -179,29 +179,61 @@ func decode(m map[string]string) (*Job, error) {
 	return j, nil
 }
 
+// Keys of the store's indexes.
+const (
+	// finishedKey orders settled jobs by finish time, for expiry.
+	finishedKey = "jobs:finished"
+	// runningKey orders running jobs by start time, for the reaper.
+	runningKey = "jobs:running"
+	// slaKey counts finished and met-deadline jobs by model and tier.
+	slaKey = "sla:counts"
+)
+
+// ExpiredGrace is how long an expired job's record stays readable (status
+// expired, without its result) before it is gone.
+const ExpiredGrace = 24 * time.Hour
+
 // transition moves a job atomically: it checks the current state against
 // the legal sources, writes the new state and fields, counts attempts,
-// moves the job between its batch's state counts, and settles the tenant's
-// unfinished count when the job reaches its end. (The batch key is built in
-// the script, so a Redis Cluster deployment must keep a batch's jobs and
-// counts in one slot; inferq runs on one Redis primary.) It
-// returns {1, previous} on success, {0, current} when refused, {-1} when the
-// job does not exist.
+// moves the job between its batch's state counts, keeps the running and
+// finished indexes, and when the job reaches its end settles the tenant's
+// unfinished count and the SLA counts. (Some keys are built in the script,
+// so a Redis Cluster deployment would need hash tags; inferq runs on one
+// Redis primary.) It returns {1, previous} on success, {0, current} when
+// refused, {-1} when the job does not exist.
+//
+// ARGV: 1 to, 2 legal sources (comma list), 3 count an attempt, 4 settles,
+// 5 TTL ms, 6 now ms, 7 clear the result, 8.. field/value pairs.
 var transition = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
-redis.call('HSET', KEYS[1], 'status', ARGV[1])
-for i = 6, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+local to = ARGV[1]
+redis.call('HSET', KEYS[1], 'status', to)
+for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
+if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'result') end
+local id = redis.call('HGET', KEYS[1], 'id')
 local batch = redis.call('HGET', KEYS[1], 'batch_id')
-if batch and cur ~= ARGV[1] then
+if batch and cur ~= to then
   redis.call('HINCRBY', 'batch:' .. batch, cur, -1)
-  redis.call('HINCRBY', 'batch:' .. batch, ARGV[1], 1)
+  redis.call('HINCRBY', 'batch:' .. batch, to, 1)
+end
+if to == 'running' then
+  redis.call('ZADD', KEYS[4], ARGV[6], id)
+elseif cur == 'running' then
+  redis.call('ZREM', KEYS[4], id)
 end
 if ARGV[4] == '1' then
   redis.call('DECR', KEYS[2])
+  redis.call('ZADD', KEYS[3], ARGV[6], id)
+  local mt = (redis.call('HGET', KEYS[1], 'model') or '') .. '|' .. (redis.call('HGET', KEYS[1], 'tier') or '')
+  redis.call('HINCRBY', KEYS[5], mt .. '|finished', 1)
+  if redis.call('HGET', KEYS[1], 'met_deadline') == '1' then
+    redis.call('HINCRBY', KEYS[5], mt .. '|met', 1)
+  end
 end
+if to == 'expired' then redis.call('ZREM', KEYS[3], id) end
 if tonumber(ARGV[5]) > 0 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
 return {1, cur}
 `)
@@ -216,6 +248,8 @@ type Update struct {
 	MetDeadline  *bool
 	// CountAttempt adds one to the job's attempts (a worker starting it).
 	CountAttempt bool
+	// ClearResult removes the stored result (expiry).
+	ClearResult bool
 }
 
 // Transition moves job id to state to, if the state machine allows it from
@@ -229,10 +263,16 @@ func (s *Store) Transition(ctx context.Context, id, tenant string, to State, u U
 	}
 	settles := to.Terminal() && to != Expired
 	ttl := int64(0)
-	if settles {
-		ttl = s.retention.Milliseconds()
+	switch {
+	case settles:
+		// The result lives for the retention, then the upkeep marks the job
+		// expired; the record outlives that by the grace.
+		ttl = (s.retention + ExpiredGrace).Milliseconds()
+	case to == Expired:
+		ttl = ExpiredGrace.Milliseconds()
 	}
-	args := []any{string(to), strings.Join(srcs, ","), b2s(u.CountAttempt), b2s(settles), ttl}
+	args := []any{string(to), strings.Join(srcs, ","), b2s(u.CountAttempt), b2s(settles), ttl,
+		time.Now().UnixMilli(), b2s(u.ClearResult)}
 	if !u.StartedAt.IsZero() {
 		args = append(args, "started_at", ms(u.StartedAt))
 	}
@@ -252,7 +292,7 @@ func (s *Store) Transition(ctx context.Context, id, tenant string, to State, u U
 		b, _ := json.Marshal(u.Error)
 		args = append(args, "error", string(b))
 	}
-	res, err := transition.Run(ctx, s.rdb, []string{key(id), unfinishedKey(tenant)}, args...).Slice()
+	res, err := transition.Run(ctx, s.rdb, []string{key(id), unfinishedKey(tenant), finishedKey, runningKey, slaKey}, args...).Slice()
 	if err != nil {
 		return "", fmt.Errorf("move job %s to %s: %w", id, to, err)
 	}
@@ -284,4 +324,70 @@ func b2s(b bool) string {
 		return "1"
 	}
 	return "0"
+}
+
+// Retention is how long finished jobs keep their results.
+func (s *Store) Retention() time.Duration { return s.retention }
+
+// FinishedBefore lists up to n jobs that finished before t (expiry).
+func (s *Store) FinishedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
+	return s.rdb.ZRangeByScore(ctx, finishedKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+}
+
+// RunningSince lists up to n jobs running since before t (the reaper).
+func (s *Store) RunningSince(ctx context.Context, t time.Time, n int64) ([]string, error) {
+	return s.rdb.ZRangeByScore(ctx, runningKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+}
+
+// TouchRunning restarts the reaper's clock of a running job.
+func (s *Store) TouchRunning(ctx context.Context, id string, now time.Time) error {
+	return s.rdb.ZAddXX(ctx, runningKey, redis.Z{Score: float64(now.UnixMilli()), Member: id}).Err()
+}
+
+// Forget drops an id from the indexes (its record is gone).
+func (s *Store) Forget(ctx context.Context, id string) error {
+	pipe := s.rdb.Pipeline()
+	pipe.ZRem(ctx, finishedKey, id)
+	pipe.ZRem(ctx, runningKey, id)
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// SLACount is how many jobs of one model and tier finished, and how many
+// of those met their deadline, since the store began.
+type SLACount struct {
+	Model, Tier   string
+	Finished, Met int64
+}
+
+// SLACounts reads the counts of every model and tier.
+func (s *Store) SLACounts(ctx context.Context) ([]SLACount, error) {
+	m, err := s.rdb.HGetAll(ctx, slaKey).Result()
+	if err != nil {
+		return nil, err
+	}
+	by := map[[2]string]*SLACount{}
+	for k, v := range m {
+		parts := strings.Split(k, "|")
+		if len(parts) != 3 {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		c := by[[2]string{parts[0], parts[1]}]
+		if c == nil {
+			c = &SLACount{Model: parts[0], Tier: parts[1]}
+			by[[2]string{parts[0], parts[1]}] = c
+		}
+		switch parts[2] {
+		case "finished":
+			c.Finished = n
+		case "met":
+			c.Met = n
+		}
+	}
+	out := make([]SLACount, 0, len(by))
+	for _, c := range by {
+		out = append(out, *c)
+	}
+	return out, nil
 }

@@ -69,8 +69,8 @@ func TestStoreLifecycle(t *testing.T) {
 	if n, _ := s.Unfinished(ctx, "acme"); n != 0 {
 		t.Fatalf("unfinished after finish = %d, want 0", n)
 	}
-	if ttl := rdb.TTL(ctx, "job:"+j.ID).Val(); ttl <= 0 || ttl > time.Hour {
-		t.Fatalf("finished record TTL %s, want the retention", ttl)
+	if ttl := rdb.TTL(ctx, "job:"+j.ID).Val(); ttl <= ExpiredGrace || ttl > time.Hour+ExpiredGrace {
+		t.Fatalf("finished record TTL %s, want the retention and the grace", ttl)
 	}
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing: %v", err)
@@ -145,5 +145,50 @@ func TestBatchCounts(t *testing.T) {
 		if got[k] != v {
 			t.Fatalf("batch counts %v, want %v", got, want)
 		}
+	}
+}
+
+func TestIndexesAndSLACounts(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewStore(rdb, time.Hour)
+	ctx := context.Background()
+	now := time.Now()
+	mk := func(deadline time.Duration) *Job {
+		j := &Job{ID: NewID(), Tenant: "t", Model: "echo", Tier: "premium", CreatedAt: now, Deadline: now.Add(deadline)}
+		if err := s.Create(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = s.Transition(ctx, j.ID, j.Tenant, Scheduled, Update{})
+		_, _ = s.Transition(ctx, j.ID, j.Tenant, Running, Update{})
+		return j
+	}
+	a, b := mk(time.Minute), mk(-time.Second)
+	if ids, _ := s.RunningSince(ctx, now.Add(time.Minute), 10); len(ids) != 2 {
+		t.Fatalf("running index: %v", ids)
+	}
+	_ = s.Finish(ctx, a, Succeeded, Update{Result: []byte(`1`)})
+	_ = s.Finish(ctx, b, Failed, Update{})
+	if ids, _ := s.RunningSince(ctx, now.Add(time.Minute), 10); len(ids) != 0 {
+		t.Fatalf("running index after finish: %v", ids)
+	}
+	if ids, _ := s.FinishedBefore(ctx, now.Add(time.Minute), 10); len(ids) != 2 {
+		t.Fatalf("finished index: %v", ids)
+	}
+	counts, _ := s.SLACounts(ctx)
+	if len(counts) != 1 || counts[0] != (SLACount{Model: "echo", Tier: "premium", Finished: 2, Met: 1}) {
+		t.Fatalf("sla counts %+v", counts)
+	}
+	if _, err := s.Transition(ctx, a.ID, a.Tenant, Expired, Update{ClearResult: true}); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := s.Get(ctx, a.ID)
+	if got.Status != Expired || got.Result != nil {
+		t.Fatalf("expired: %+v", got)
+	}
+	if ids, _ := s.FinishedBefore(ctx, now.Add(time.Minute), 10); len(ids) != 1 {
+		t.Fatalf("finished index after expiry: %v", ids)
+	}
+	if ttl := rdb.TTL(ctx, "job:"+a.ID).Val(); ttl > ExpiredGrace || ttl <= 0 {
+		t.Fatalf("expired record ttl %s", ttl)
 	}
 }

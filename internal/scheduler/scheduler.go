@@ -1,27 +1,34 @@
-// Package scheduler owns the order in which jobs run. It pulls submitted
-// jobs from JOBS, keeps them in per-model queues ordered by a policy, and
-// releases them to jobs.run.<model> only while that model's dispatched but
-// unfinished jobs are below the dispatch window, so that the order is
-// decided when a worker is about to start, not when the job arrived. It
-// acks a submitted job only after its run message is stored: a scheduler
-// that dies loses nothing, and the next rebuilds its queues from what is
-// unacked.
+// Package scheduler owns the order in which jobs run. The leading
+// scheduler (one holds a lease in NATS KV; others stand by) pulls submitted
+// jobs from JOBS, keeps them in per-model queues ordered by a policy (the
+// SLA-aware deadline policy of package sla by default), and releases them
+// to jobs.run.<model> only while that model's dispatched but unfinished
+// jobs are below what the workers announced they can take, so that the
+// order is decided when a worker is about to start, not when the job
+// arrived. It acks a submitted job only after its run message is stored: a
+// scheduler that dies loses nothing, and the next leader rebuilds its
+// queues from what is unacked.
 package scheduler
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inferq/inferq/internal/coord"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/sla"
 )
 
 // Config is what the scheduler needs.
@@ -30,11 +37,15 @@ type Config struct {
 	JS    jetstream.JetStream
 	Store *jobs.Store
 	Log   *slog.Logger
-	// Window is how many jobs of one model may be dispatched and not yet
-	// finished: enough to keep the workers' batches full, few enough that
-	// late arrivals can still overtake.
-	Window  int
+	// Tiers are the deployment's tiers (deadlines and shares).
+	Tiers []sla.Tier
+	// Policy names the queue order: "deadline" (default), "fifo", "edf" or
+	// "strict".
+	Policy  string
 	Metrics prometheus.Registerer
+	// OnLead, when set, runs while this scheduler leads, with a context
+	// that ends when it stops leading (the periodic upkeep hangs here).
+	OnLead func(ctx context.Context)
 }
 
 // held is a submitted job the scheduler holds unacked.
@@ -43,45 +54,147 @@ type held struct {
 	job jobs.Message
 }
 
-// Scheduler runs the dispatch loop.
+// Scheduler runs the election and, while leading, the dispatch loop.
 type Scheduler struct {
-	cfg    Config
-	log    *slog.Logger
-	queues map[string]*fifo
-	m      metrics
-}
+	cfg Config
+	log *slog.Logger
+	id  string
+	m   *metrics
 
-type metrics struct {
-	dispatched *prometheus.CounterVec
-	depth      *prometheus.GaugeVec
-	oldest     *prometheus.GaugeVec
+	// The dispatch loop alone touches what follows.
+	queues   map[string]*modelQueue
+	held     map[string]held
+	capacity map[string]coord.ModelCapacity
 }
 
 // New builds a scheduler.
-func New(cfg Config) *Scheduler {
-	if cfg.Window <= 0 {
-		cfg.Window = 128
+func New(cfg Config) (*Scheduler, error) {
+	if len(cfg.Tiers) == 0 {
+		cfg.Tiers = sla.DefaultTiers()
 	}
-	s := &Scheduler{cfg: cfg, log: cfg.Log, queues: map[string]*fifo{}}
-	s.m = metrics{
-		dispatched: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "inferq_scheduler_dispatched_total", Help: "Jobs released to workers, by model and tier.",
-		}, []string{"model", "tier"}),
-		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "inferq_queue_depth_jobs", Help: "Jobs held by the scheduler, not yet dispatched, by model and tier.",
-		}, []string{"model", "tier"}),
-		oldest: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "inferq_queue_oldest_wait_seconds", Help: "Age of the oldest held job, by model and tier.",
-		}, []string{"model", "tier"}),
+	if cfg.Policy == "" {
+		cfg.Policy = "deadline"
 	}
-	if cfg.Metrics != nil {
-		cfg.Metrics.MustRegister(s.m.dispatched, s.m.depth, s.m.oldest)
+	if _, err := newPolicy(cfg.Policy, cfg.Tiers); err != nil {
+		return nil, err
 	}
-	return s
+	host, _ := os.Hostname()
+	s := &Scheduler{cfg: cfg, log: cfg.Log, id: fmt.Sprintf("%s-%d", host, os.Getpid())}
+	s.m = newMetrics(cfg.Metrics, cfg.Store)
+	return s, nil
 }
 
-// Run takes every unacked submitted job and dispatches until ctx ends.
+func newPolicy(name string, tiers []sla.Tier) (sla.Policy, error) {
+	switch name {
+	case "deadline":
+		return sla.New(tiers)
+	case "fifo":
+		return sla.NewFIFO(), nil
+	case "edf":
+		return sla.NewEDF(), nil
+	case "strict":
+		return sla.NewStrictPriority(tiers), nil
+	}
+	return nil, fmt.Errorf("unknown policy %q", name)
+}
+
+// leaseKey names the scheduler's lease.
+const leaseKey = "scheduler"
+
+// Run campaigns for the lease and leads while it holds it, until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
+	kv, err := coord.Open(ctx, s.cfg.JS)
+	if err != nil {
+		return err
+	}
+	lease := coord.NewLease(kv.Lease, leaseKey, s.id)
+	s.log.Info("scheduler campaigning", "id", s.id, "policy", s.cfg.Policy)
+	for ctx.Err() == nil {
+		ok, err := lease.TryAcquire(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("lease", "err", err)
+		}
+		if !ok {
+			s.m.leader.Set(0)
+			sleep(ctx, coord.LeaseTTL/6)
+			continue
+		}
+		s.log.Info("leading", "id", s.id)
+		s.m.leader.Set(1)
+		err = s.lead(ctx, lease, kv)
+		s.m.leader.Set(0)
+		if err != nil && ctx.Err() == nil {
+			s.log.Warn("stopped leading", "err", err)
+		}
+	}
+	// Hand the lease over at once rather than after its TTL.
+	rctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = lease.Release(rctx)
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// keep renews the lease until ctx ends or the lease is lost; it cancels
+// lead when leadership can no longer be vouched for.
+func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, lost context.CancelFunc) {
+	t := time.NewTicker(coord.LeaseTTL / 4)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := lease.Renew(ctx)
+		switch {
+		case err == nil:
+			last = time.Now()
+		case errors.Is(err, coord.ErrLost):
+			s.log.Warn("lease lost to another scheduler")
+			lost()
+			return
+		case time.Since(last) > coord.LeaseTTL*2/3:
+			// Unable to renew for most of the TTL: another scheduler may
+			// take over any moment, so stop first.
+			s.log.Warn("cannot renew the lease, stepping down", "err", err)
+			lost()
+			return
+		}
+	}
+}
+
+// lead runs the dispatch loop while this scheduler holds the lease.
+func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.Buckets) error {
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		s.keep(ctx, lease, cancel)
+	}()
+	if s.cfg.OnLead != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.cfg.OnLead(ctx)
+		}()
+	}
+	s.queues, s.held, s.capacity = map[string]*modelQueue{}, map[string]held{}, map[string]coord.ModelCapacity{}
+	defer s.m.clear()
+	// A new leader takes every unacked submitted job: recreating the
+	// consumer makes them all deliverable again, at once.
 	cons, err := queue.ResetSchedulerConsumer(ctx, s.cfg.JS)
 	if err != nil {
 		return err
@@ -90,8 +203,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("run stream: %w", err)
 	}
-	// Submitted jobs arrive on their own goroutine; this loop alone owns
-	// the queues.
+	// Submitted jobs and cancellations arrive on their own goroutines;
+	// this loop alone owns the queues.
 	incoming := make(chan jetstream.Msg, 4096)
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		select {
@@ -103,9 +216,26 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		return fmt.Errorf("consume submitted jobs: %w", err)
 	}
 	defer cc.Stop()
-	s.log.Info("scheduler started", "window", s.cfg.Window)
+	canceled := make(chan string, 1024)
+	sub, err := s.cfg.NATS.Subscribe("jobs.events.>", func(m *nats.Msg) {
+		var ev queue.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Status == jobs.Canceled {
+			select {
+			case canceled <- ev.ID:
+			default: // the dispatch pass checks records anyway
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
+	slow := time.NewTicker(time.Second)
+	defer slow.Stop()
+	s.refresh(ctx, kv)
 	for {
 		select {
 		case <-ctx.Done():
@@ -120,26 +250,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 					more = false
 				}
 			}
+		case id := <-canceled:
+			s.cancel(id)
 		case <-tick.C:
-			s.observe()
+		case <-slow.C:
+			s.refresh(ctx, kv)
 		}
-		if _, err := s.dispatch(ctx, runStream); err != nil && ctx.Err() == nil {
+		if err := s.dispatch(ctx, runStream); err != nil && ctx.Err() == nil {
 			s.log.Warn("dispatch", "err", err)
 			sleep(ctx, time.Second)
 		}
 	}
 }
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
-// accept puts one submitted job in its model's queue.
+// accept queues one submitted job.
 func (s *Scheduler) accept(msg jetstream.Msg) {
 	m, err := jobs.DecodeMessage(msg.Data())
 	if err != nil {
@@ -147,20 +271,63 @@ func (s *Scheduler) accept(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
-	q := s.queues[m.Model]
-	if q == nil {
-		q = &fifo{}
-		s.queues[m.Model] = q
+	// A redelivery of a job already held replaces the handle, not the
+	// queue entry.
+	_, dup := s.held[m.ID]
+	s.held[m.ID] = held{msg: msg, job: m}
+	if !dup {
+		s.queue(m.Model).push(m, time.Now())
 	}
-	q.push(held{msg: msg, job: m})
 }
 
-func (s *Scheduler) held() int {
-	n := 0
-	for _, q := range s.queues {
-		n += q.len()
+func (s *Scheduler) queue(model string) *modelQueue {
+	q := s.queues[model]
+	if q == nil {
+		p, _ := newPolicy(s.cfg.Policy, s.cfg.Tiers) // checked in New
+		q = &modelQueue{policy: p}
+		if c, ok := s.capacity[model]; ok {
+			p.SetCapacity(c.Rate, c.Latency)
+		}
+		s.queues[model] = q
 	}
-	return n
+	return q
+}
+
+// cancel drops a canceled job from its queue and acks its submission.
+func (s *Scheduler) cancel(id string) {
+	h, ok := s.held[id]
+	if !ok {
+		return
+	}
+	s.queue(h.job.Model).policy.Remove(id)
+	delete(s.held, id)
+	_ = h.msg.Ack()
+}
+
+// refresh reads the workers' capacity and publishes estimates and metrics.
+func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
+	capacity, err := coord.Capacity(ctx, kv.Workers)
+	if err != nil {
+		s.log.Warn("read worker capacity", "err", err)
+		return
+	}
+	s.capacity = capacity
+	for model, q := range s.queues {
+		c := capacity[model]
+		q.policy.SetCapacity(c.Rate, c.Latency)
+	}
+	now := time.Now()
+	est := coord.Estimates{}
+	for model, q := range s.queues {
+		est[model] = map[string]time.Duration{}
+		for _, t := range s.cfg.Tiers {
+			est[model][t.Name] = q.expectedWait(t.Name, now, capacity[model])
+		}
+	}
+	if err := coord.PublishEstimates(ctx, kv.State, est); err != nil && ctx.Err() == nil {
+		s.log.Warn("publish estimates", "err", err)
+	}
+	s.m.observe(now, s.queues, capacity, s.cfg.Tiers)
 }
 
 // inflight counts, per model, the jobs in the run stream: dispatched and
@@ -177,31 +344,46 @@ func inflight(ctx context.Context, st jetstream.Stream) (map[string]int, error) 
 	return out, nil
 }
 
-// dispatch releases jobs while each model has room in its window.
-func (s *Scheduler) dispatch(ctx context.Context, st jetstream.Stream) (int, error) {
-	if s.held() == 0 {
-		return 0, nil
+// dispatch releases jobs while each model has room: the slots its workers
+// announced, less what is already in the run stream. A model no worker
+// serves keeps its jobs here, where their order can still change.
+func (s *Scheduler) dispatch(ctx context.Context, st jetstream.Stream) error {
+	if len(s.held) == 0 {
+		return nil
 	}
 	busy, err := inflight(ctx, st)
 	if err != nil {
-		return 0, fmt.Errorf("read run stream: %w", err)
+		return fmt.Errorf("read run stream: %w", err)
 	}
-	n := 0
+	now := time.Now()
 	for model, q := range s.queues {
-		room := s.cfg.Window - busy[model]
-		if room <= 0 || q.len() == 0 {
+		room := s.capacity[model].Slots - busy[model]
+		var batch []held
+		for ; room > 0; room-- {
+			j, ok := q.policy.Pop(now)
+			if !ok {
+				break
+			}
+			if h, ok := s.held[j.ID]; ok {
+				batch = append(batch, h)
+			}
+		}
+		if len(batch) == 0 {
 			continue
 		}
-		batch := q.popN(room)
 		done, err := s.release(ctx, batch)
-		n += done
-		// What could not be released goes back to the front, in order.
-		q.unshift(batch[done:])
+		for _, h := range batch[:done] {
+			delete(s.held, h.job.ID)
+		}
+		// What could not be released goes back into its queue.
+		for _, h := range batch[done:] {
+			q.push(h.job, now)
+		}
 		if err != nil {
-			return n, err
+			return err
 		}
 	}
-	return n, nil
+	return nil
 }
 
 // release publishes the run messages of batch, in order, and acks each
@@ -223,7 +405,7 @@ func (s *Scheduler) release(ctx context.Context, batch []held) (int, error) {
 			s.log.Warn("submitted job has no record, dropping", "job", h.job.ID, "tenant", h.job.Tenant)
 		case rec.Status != jobs.Queued && rec.Status != jobs.Scheduled:
 			// Canceled while waiting, or already handled by a previous
-			// scheduler: nothing to run.
+			// leader: nothing to run.
 		default:
 			if err := s.dispatchOne(ctx, h); err != nil {
 				return i, err
@@ -236,18 +418,6 @@ func (s *Scheduler) release(ctx context.Context, batch []held) (int, error) {
 		}
 	}
 	return len(batch), nil
-}
-
-func (s *Scheduler) observe() {
-	now := time.Now()
-	s.m.depth.Reset()
-	s.m.oldest.Reset()
-	for model, q := range s.queues {
-		for tier, st := range q.stats(now) {
-			s.m.depth.WithLabelValues(model, tier).Set(float64(st.n))
-			s.m.oldest.WithLabelValues(model, tier).Set(st.oldest.Seconds())
-		}
-	}
 }
 
 // dispatchOne marks a job scheduled and publishes its run message. The

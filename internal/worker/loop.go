@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -20,6 +21,31 @@ type modelLoop struct {
 	w     *Worker
 	model string
 	cons  jetstream.Consumer
+	// service and arrivals feed the batcher and the heartbeats.
+	service  ServiceTimes
+	arrivals RateMeter
+	// idle counts the executors waiting for a batch.
+	idle atomic.Int32
+}
+
+// defaultMaxWait caps a partial batch's wait when the manifest sets none.
+const defaultMaxWait = 5 * time.Millisecond
+
+// limits are the batch size and wait cap of the model's current version.
+func (l *modelLoop) limits() (int, time.Duration, error) {
+	m, release, err := l.w.cfg.Registry.Acquire(l.model)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer release()
+	maxBatch, maxWait := m.Manifest.MaxBatch, time.Duration(m.Manifest.MaxWaitMS)*time.Millisecond
+	if c := l.w.cfg.MaxBatch; c > 0 && c < maxBatch {
+		maxBatch = c
+	}
+	if maxWait == 0 {
+		maxWait = defaultMaxWait
+	}
+	return maxBatch, maxWait, nil
 }
 
 // batch is a set of jobs prepared for one run of one model version.
@@ -39,10 +65,13 @@ func (l *modelLoop) run(fetch, work context.Context) {
 	var wg sync.WaitGroup
 	for i := 0; i < l.w.cfg.Instances; i++ {
 		wg.Add(1)
+		l.idle.Add(1)
 		go func() {
 			defer wg.Done()
 			for b := range ready {
+				l.idle.Add(-1)
 				l.execute(work, b)
+				l.idle.Add(1)
 			}
 		}()
 	}
@@ -88,18 +117,16 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	}
 }
 
-// take pulls the next batch in step with what this worker can start: a
-// lone job goes at once; jobs already waiting fill the batch up to
-// max_batch; a partial batch waits at most max_wait_ms for company.
+// take pulls the next batch in step with what this worker can start: it
+// blocks for the first job, takes what is already waiting up to the batch
+// size, then lets the batcher decide how long to wait for more (deadlines,
+// the wait cap, the measured service time and the arrival rate decide).
+// Jobs not taken stay in the queue, where the scheduler can still reorder
+// them.
 func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
-	m, release, err := l.w.cfg.Registry.Acquire(l.model)
+	maxBatch, maxWait, err := l.limits()
 	if err != nil {
 		return nil, err
-	}
-	maxBatch, maxWait := m.Manifest.MaxBatch, time.Duration(m.Manifest.MaxWaitMS)*time.Millisecond
-	release()
-	if c := l.w.cfg.MaxBatch; c > 0 && c < maxBatch {
-		maxBatch = c
 	}
 	msgs, err := collect(l.cons.FetchNoWait(maxBatch))
 	if err != nil {
@@ -109,8 +136,6 @@ func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
 		if ctx.Err() != nil {
 			return nil, nil
 		}
-		// Nothing waiting: block for the first job, then take what came
-		// with it.
 		if msgs, err = collect(l.cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))); err != nil || len(msgs) == 0 {
 			return msgs, err
 		}
@@ -119,11 +144,35 @@ func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
 			return msgs, err
 		}
 	}
-	if len(msgs) < maxBatch && maxWait > 0 {
-		more, err := collect(l.cons.Fetch(maxBatch-len(msgs), jetstream.FetchMaxWait(maxWait)))
-		return append(msgs, more...), err
+	start := time.Now()
+	l.arrivals.Add(start, len(msgs))
+	b := Batcher{MaxBatch: maxBatch, MaxWait: maxWait, Service: &l.service, Arrivals: &l.arrivals}
+	for len(msgs) < maxBatch {
+		wait := b.Wait(time.Now(), start, len(msgs), earliestDeadline(msgs), l.idle.Load() > 0)
+		if wait < time.Millisecond {
+			break
+		}
+		more, err := collect(l.cons.Fetch(maxBatch-len(msgs), jetstream.FetchMaxWait(wait)))
+		l.arrivals.Add(time.Now(), len(more))
+		if msgs = append(msgs, more...); err != nil || len(more) == 0 {
+			return msgs, err
+		}
 	}
 	return msgs, nil
+}
+
+// earliestDeadline is the earliest deadline among the messages' jobs.
+func earliestDeadline(msgs []jetstream.Msg) time.Time {
+	var earliest time.Time
+	for _, m := range msgs {
+		var d struct {
+			Deadline time.Time `json:"deadline"`
+		}
+		if json.Unmarshal(m.Data(), &d) == nil && !d.Deadline.IsZero() && (earliest.IsZero() || d.Deadline.Before(earliest)) {
+			earliest = d.Deadline
+		}
+	}
+	return earliest
 }
 
 func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
@@ -305,7 +354,9 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 	if len(runnable) > 0 {
 		start := time.Now()
 		w.runSplit(b.model, runnable)
-		w.m.observeBatch(l.model, len(runnable), time.Since(start))
+		took := time.Since(start)
+		l.service.Observe(len(runnable), took)
+		w.m.observeBatch(l.model, len(runnable), took)
 	}
 	if err := w.retry(ctx, "redis", func() error { return l.finish(ctx, b.items, version) }); err != nil {
 		l.handBack(b.items)

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/coord"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models"
 	"github.com/inferq/inferq/internal/ops"
@@ -85,11 +86,16 @@ func New(cfg Config) *Worker {
 	return w
 }
 
-// Run serves until fetch ends: then it stops taking jobs, finishes the
-// batches in hand and returns. work bounds that finishing: when it ends,
-// batches still in hand are abandoned to redelivery.
+// Run serves until fetch ends: then it withdraws its heartbeat, stops
+// taking jobs, finishes the batches in hand and returns. work bounds that
+// finishing: when it ends, batches still in hand are abandoned to
+// redelivery.
 func (w *Worker) Run(fetch, work context.Context) error {
-	var wg sync.WaitGroup
+	kv, err := coord.Open(fetch, w.cfg.JS)
+	if err != nil {
+		return err
+	}
+	var loops []*modelLoop
 	for _, name := range w.cfg.Registry.Names() {
 		cons, err := queue.EnsureRunConsumer(fetch, w.cfg.JS, name, w.cfg.AckWait, w.cfg.MaxDeliver)
 		if err != nil {
@@ -100,13 +106,21 @@ func (w *Worker) Run(fetch, work context.Context) error {
 			return err
 		}
 		defer sub.Unsubscribe()
-		l := &modelLoop{w: w, model: name, cons: cons}
+		loops = append(loops, &modelLoop{w: w, model: name, cons: cons})
+	}
+	var wg sync.WaitGroup
+	for _, l := range loops {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			l.run(fetch, work)
 		}()
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.heartbeats(fetch, kv.Workers, loops)
+	}()
 	wg.Wait()
 	return nil
 }
