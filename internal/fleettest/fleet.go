@@ -71,18 +71,23 @@ type Options struct {
 	Tenants []Tenant
 	// MaxQueued is every tenant's queue quota (0: the default).
 	MaxQueued int
+	// Schedulers to start (0: one; -1: none).
+	Schedulers int
 }
 
 // Fleet is a running producer, scheduler and workers.
 type Fleet struct {
-	opts      Options
-	URL       string
-	Producer  *Proc
-	Scheduler *Proc
-	Workers   []*Proc
-	Tenants   map[string]Tenant
-	env       []string
-	nworkers  int
+	opts     Options
+	URL      string
+	Producer *Proc
+	// Scheduler is the first scheduler started (Schedulers holds all).
+	Scheduler  *Proc
+	Schedulers []*Proc
+	Workers    []*Proc
+	Tenants    map[string]Tenant
+	env        []string
+	nworkers   int
+	nscheds    int
 }
 
 // StartFleet starts the three services against opts.Backing and waits
@@ -113,9 +118,15 @@ func StartFleet(opts Options) (*Fleet, error) {
 		f.Stop()
 		return nil, err
 	}
-	if f.Scheduler, _, err = f.start("scheduler", nil); err != nil {
-		f.Stop()
-		return nil, err
+	ns := opts.Schedulers
+	if ns == 0 {
+		ns = 1
+	}
+	for i := 0; i < ns; i++ {
+		if _, err := f.StartScheduler(); err != nil {
+			f.Stop()
+			return nil, err
+		}
 	}
 	for i := 0; i < opts.Workers; i++ {
 		if _, err := f.StartWorker(); err != nil {
@@ -157,9 +168,13 @@ func (f *Fleet) start(name string, extra []string) (*Proc, string, error) {
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	env := append(append(f.Env(), extra...), "INFERQ_HTTP_ADDR="+addr)
 	label := name
-	if name == "worker" {
+	switch name {
+	case "worker":
 		f.nworkers++
 		label = fmt.Sprintf("worker-%d", f.nworkers)
+	case "scheduler":
+		f.nscheds++
+		label = fmt.Sprintf("scheduler-%d", f.nscheds)
 	}
 	p, err := StartProc(label, filepath.Join(f.opts.Bin, name), nil, env, filepath.Join(f.opts.Dir, label+".log"))
 	if err != nil {
@@ -195,12 +210,17 @@ func (f *Fleet) StartWorker(extra ...string) (*Proc, error) {
 	return p, nil
 }
 
-// RestartScheduler stops the scheduler and starts a new one.
-func (f *Fleet) RestartScheduler() error {
-	f.Scheduler.Stop(10 * time.Second)
+// StartScheduler starts one more scheduler.
+func (f *Fleet) StartScheduler() (*Proc, error) {
 	p, _, err := f.start("scheduler", nil)
-	f.Scheduler = p
-	return err
+	if err != nil {
+		return nil, err
+	}
+	if f.Scheduler == nil {
+		f.Scheduler = p
+	}
+	f.Schedulers = append(f.Schedulers, p)
+	return p, nil
 }
 
 // Stop ends every process of the fleet.
@@ -208,8 +228,8 @@ func (f *Fleet) Stop() {
 	for _, w := range f.Workers {
 		w.Stop(10 * time.Second)
 	}
-	if f.Scheduler != nil {
-		f.Scheduler.Stop(10 * time.Second)
+	for _, s := range f.Schedulers {
+		s.Stop(10 * time.Second)
 	}
 	if f.Producer != nil {
 		f.Producer.Stop(10 * time.Second)
