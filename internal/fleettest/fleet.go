@@ -181,6 +181,7 @@ func (f *Fleet) start(name string, extra []string) (*Proc, string, error) {
 		return nil, "", err
 	}
 	url := "http://" + addr
+	p.URL = url
 	if err := waitFor(90*time.Second, p, func() bool { return ready(url) }); err != nil {
 		p.Kill()
 		return nil, "", fmt.Errorf("%s: %w", label, err)

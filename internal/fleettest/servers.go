@@ -30,6 +30,8 @@ type Proc struct {
 	Name string
 	Cmd  *exec.Cmd
 	Log  string
+	// URL is the process's HTTP address, for the fleet's services.
+	URL  string
 	done chan struct{}
 	err  error
 	once sync.Once
@@ -241,20 +243,43 @@ func StartMinIO(dir string) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	live := func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/minio/health/live", nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	}
-	if err := waitFor(60*time.Second, p, live); err != nil {
+	if err := waitFor(60*time.Second, p, func() bool { return minioLive(addr) }); err != nil {
 		p.Kill()
 		return nil, fmt.Errorf("minio: %w", err)
 	}
 	return &Server{Proc: p, Addr: addr, Dir: md}, nil
+}
+
+// RestartMinIO starts MinIO again on the same address and data.
+func RestartMinIO(s *Server) (*Server, error) {
+	bin, err := Binary("minio")
+	if err != nil {
+		return nil, err
+	}
+	env := []string{"MINIO_ROOT_USER=" + MinIOUser, "MINIO_ROOT_PASSWORD=" + MinIOPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off", "MINIO_CI_CD=1"}
+	cport, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	p, err := StartProc("minio", bin, []string{"server", s.Dir, "--quiet", "--address", s.Addr, "--console-address", "127.0.0.1:" + strconv.Itoa(cport)}, env, s.Log)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitFor(60*time.Second, p, func() bool { return minioLive(s.Addr) }); err != nil {
+		p.Kill()
+		return nil, fmt.Errorf("minio: %w", err)
+	}
+	return &Server{Proc: p, Addr: s.Addr, Dir: s.Dir}, nil
+}
+
+func minioLive(addr string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/minio/health/live", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == 200
 }

@@ -21,6 +21,12 @@ const (
 	RunStream  = "RUN"
 	// SchedulerConsumer is the one durable consumer of JOBS.
 	SchedulerConsumer = "scheduler"
+	// GiveUpStream keeps JetStream's advisories for run messages that
+	// reached MaxDeliver, so that the job is ended even when no worker was
+	// listening at the moment JetStream gave up; GiveUpConsumer is the
+	// workers' shared consumer of it.
+	GiveUpStream   = "RUN_GIVEUPS"
+	GiveUpConsumer = "workers"
 )
 
 // SubmitSubject is where the producer publishes a job of tier.
@@ -53,9 +59,10 @@ func Connect(url, name string) (*nats.Conn, error) {
 	return nc, nil
 }
 
-// Streams creates or updates JOBS and RUN: file storage, work-queue
-// retention (a message lives until acked), and a dedupe window on
-// Nats-Msg-Id (the job id) so that a retried publish stores one message.
+// Streams creates or updates JOBS and RUN (file storage, work-queue
+// retention: a message lives until acked; a dedupe window on Nats-Msg-Id,
+// the job id, so that a retried publish stores one message) and the
+// stream that keeps RUN's max-deliveries advisories.
 func Streams(ctx context.Context, js jetstream.JetStream) error {
 	for _, cfg := range []jetstream.StreamConfig{
 		{
@@ -67,6 +74,11 @@ func Streams(ctx context.Context, js jetstream.JetStream) error {
 			Name: RunStream, Subjects: []string{"jobs.run.>"},
 			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 			Duplicates: 10 * time.Minute, Discard: jetstream.DiscardNew,
+		},
+		{
+			Name: GiveUpStream, Subjects: []string{MaxDeliveriesSubject(RunStream, "*")},
+			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+			MaxAge: 7 * 24 * time.Hour,
 		},
 	} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
@@ -124,6 +136,13 @@ func EnsureRunConsumer(ctx context.Context, js jetstream.JetStream, model string
 		return nil, fmt.Errorf("run consumer for %s: %w", model, err)
 	}
 	return c, nil
+}
+
+// GiveUpConsumerConfig is the workers' shared consumer of the advisories.
+func GiveUpConsumerConfig() jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable: GiveUpConsumer, AckPolicy: jetstream.AckExplicitPolicy, AckWait: 30 * time.Second,
+	}
 }
 
 // MaxDeliveriesSubject is JetStream's advisory for a message of consumer

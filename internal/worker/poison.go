@@ -3,10 +3,11 @@ package worker
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
@@ -20,23 +21,39 @@ type maxDeliveriesAdvisory struct {
 	Delivered int    `json:"deliveries"`
 }
 
-// watchMaxDeliveries ends the jobs that JetStream gave up on: a job that
-// was delivered MaxDeliver times without an ack (it kept killing workers)
-// fails with max_attempts, and its message leaves the run stream. The
-// workers share the subscription as a queue group, so one of them handles
-// each advisory.
-func (w *Worker) watchMaxDeliveries(ctx context.Context, model string) (*nats.Subscription, error) {
-	subj := queue.MaxDeliveriesSubject(queue.RunStream, queue.RunConsumer(model))
-	return w.cfg.NATS.QueueSubscribe(subj, "inferq-workers", func(msg *nats.Msg) {
+// watchGiveUps ends the jobs that JetStream gave up on: a job delivered
+// MaxDeliver times without an ack (it kept killing workers) fails with
+// max_attempts, and its message leaves the run stream. JetStream's
+// advisories are kept in a stream of their own, so one sent while no
+// worker was alive (the last one killed by the job) is handled by the next
+// worker to start. It runs until ctx ends.
+func (w *Worker) watchGiveUps(ctx context.Context) error {
+	cons, err := w.cfg.JS.CreateOrUpdateConsumer(ctx, queue.GiveUpStream, queue.GiveUpConsumerConfig())
+	if err != nil {
+		return fmt.Errorf("give-up consumer: %w", err)
+	}
+	cc, err := cons.Consume(func(msg jetstream.Msg) {
 		var adv maxDeliveriesAdvisory
-		if err := json.Unmarshal(msg.Data, &adv); err != nil {
+		if err := json.Unmarshal(msg.Data(), &adv); err != nil {
 			w.log.Error("unreadable max-deliveries advisory", "err", err)
+			_ = msg.Term()
 			return
 		}
 		if err := w.giveUp(ctx, adv); err != nil {
 			w.log.Error("ending a job past max deliveries", "stream_seq", adv.StreamSeq, "err", err)
+			_ = msg.NakWithDelay(5 * time.Second)
+			return
 		}
+		_ = msg.Ack()
 	})
+	if err != nil {
+		return err
+	}
+	go func() {
+		<-ctx.Done()
+		cc.Stop()
+	}()
+	return nil
 }
 
 func (w *Worker) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
@@ -47,6 +64,9 @@ func (w *Worker) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
 		return err
 	}
 	raw, err := st.GetMsg(ctx, adv.StreamSeq)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return nil // handled already
+	}
 	if err != nil {
 		return fmt.Errorf("read message %d: %w", adv.StreamSeq, err)
 	}

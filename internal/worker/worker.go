@@ -11,7 +11,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -101,12 +100,10 @@ func (w *Worker) Run(fetch, work context.Context) error {
 		if err != nil {
 			return err
 		}
-		sub, err := w.watchMaxDeliveries(work, name)
-		if err != nil {
-			return err
-		}
-		defer sub.Unsubscribe()
 		loops = append(loops, &modelLoop{w: w, model: name, cons: cons})
+	}
+	if err := w.watchGiveUps(work); err != nil {
+		return err
 	}
 	var wg sync.WaitGroup
 	for _, l := range loops {
@@ -205,7 +202,6 @@ func (w *Worker) fail(it *item, code, msg string) {
 	it.out = models.Outcome{Err: errorOf(code, msg)}
 }
 
-func describe(err error) string { return fmt.Sprint(err) }
 
 func isIllegal(err error) bool {
 	return errors.Is(err, jobs.ErrIllegal) || errors.Is(err, jobs.ErrNotFound)

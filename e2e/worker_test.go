@@ -1,0 +1,263 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/inferq/inferq/client"
+	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/queue"
+)
+
+// endings counts each job's terminal events on the fleet's NATS.
+type endings struct {
+	mu sync.Mutex
+	n  map[string]int
+	by map[string]string
+}
+
+func watchEndings(t *testing.T, f *fleet) *endings {
+	e := &endings{n: map[string]int{}, by: map[string]string{}}
+	nc, err := nats.Connect("nats://" + f.back.NATS.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := nc.Subscribe("jobs.events.>", func(m *nats.Msg) {
+		var ev queue.Event
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Status.Terminal() {
+			e.mu.Lock()
+			e.n[ev.ID]++
+			e.by[ev.ID] = string(ev.Status)
+			e.mu.Unlock()
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.Flush()
+	return e
+}
+
+// exactlyOnce waits for every job to end and checks each ended once, with
+// status want.
+func (e *endings) exactlyOnce(t *testing.T, c *client.Client, ids []string, want string) {
+	t.Helper()
+	ctx := ctxT(t, 3*time.Minute)
+	for _, id := range ids {
+		j, err := c.Wait(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status != want {
+			t.Fatalf("job %s: %s %+v, want %s", id, j.Status, j.Error, want)
+		}
+	}
+	time.Sleep(time.Second) // a duplicate ending would show by now
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, id := range ids {
+		if e.n[id] != 1 {
+			t.Fatalf("job %s ended %d times, want exactly once", id, e.n[id])
+		}
+	}
+}
+
+func submitSlow(t *testing.T, c *client.Client, n int) []string {
+	ctx := ctxT(t, time.Minute)
+	var ids []string
+	for i := 0; i < n; i++ {
+		j, err := c.Submit(ctx, client.Submit{Model: "slow", Input: strings.NewReader("job")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	return ids
+}
+
+func waitRunning(t *testing.T, c *client.Client, ids []string) {
+	ctx := ctxT(t, time.Minute)
+	for {
+		for _, id := range ids {
+			if j, err := c.Get(ctx, id, 0); err == nil && j.Status == "running" {
+				return
+			}
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no job started running")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestWorkerKilledUnderLoad: SIGKILL of a worker in the middle of a batch,
+// with many jobs queued: every job ends exactly once.
+func TestWorkerKilledUnderLoad(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ACK_WAIT=2s"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ids := submitSlow(t, c, 40)
+	waitRunning(t, c, ids)
+	f.Workers[0].Signal(syscall.SIGKILL)
+	f.Workers[0].Wait(10 * time.Second)
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, ids, "succeeded")
+}
+
+// TestWorkerDrainsOnSIGTERM: SIGTERM under load finishes the batch in
+// hand, leaves nothing running, and exits in bounded time; another worker
+// finishes the rest.
+func TestWorkerDrainsOnSIGTERM(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_DRAIN_TIMEOUT=20s"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ids := submitSlow(t, c, 40)
+	waitRunning(t, c, ids)
+	w := f.Workers[0]
+	w.Signal(syscall.SIGTERM)
+	if !w.Wait(30 * time.Second) {
+		t.Fatal("worker still running 30s after SIGTERM (drain timeout 20s)")
+	}
+	if code := w.Cmd.ProcessState.ExitCode(); code != 0 {
+		t.Fatalf("worker exit code %d after SIGTERM, want 0", code)
+	}
+	// Nothing is left running: the batch in hand finished and was acked.
+	for _, id := range ids {
+		j, err := c.Get(ctxT(t, time.Minute), id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j.Status == "running" {
+			t.Fatalf("job %s left running by a drained worker", id)
+		}
+	}
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, ids, "succeeded")
+	for _, id := range ids {
+		if j, _ := c.Get(ctxT(t, time.Minute), id, 0); j.Attempts != 1 {
+			t.Fatalf("job %s ran %d times, want once (a drain hands back only what it did not start)", id, j.Attempts)
+		}
+	}
+}
+
+// TestS3Outage: S3 unreachable for a while under load: jobs wait, /readyz
+// says why, and then they finish; none fails for it.
+func TestS3Outage(t *testing.T) {
+	dir := t.TempDir()
+	own, err := fleettest.StartMinIO(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { own.Stop(5 * time.Second) }()
+	back, err := fleettest.StartBacking(dir, own, "outage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Stop()
+	fl, err := fleettest.StartFleet(fleettest.Options{Dir: dir, Bin: binDir, ModelsDir: modelsDir, Backing: back, Workers: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	f := &fleet{Fleet: fl, back: back}
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ids := submitSlow(t, c, 48)
+	waitRunning(t, c, ids)
+	own.Stop(5 * time.Second)
+	// The worker holds what it cannot fetch and says so.
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		resp, err := http.Get(fl.Workers[0].URL + "/readyz")
+		if err != nil {
+			continue
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == 503 && strings.Contains(string(b), "s3") {
+			body = string(b)
+			break
+		}
+	}
+	if body == "" {
+		t.Fatal("worker /readyz never reported the S3 outage")
+	}
+	time.Sleep(3 * time.Second)
+	e.mu.Lock()
+	for id, st := range e.by {
+		if st == "failed" {
+			e.mu.Unlock()
+			t.Fatalf("job %s failed during the outage", id)
+		}
+	}
+	e.mu.Unlock()
+	if own, err = fleettest.RestartMinIO(own); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, ids, "succeeded")
+}
+
+// TestPoisonJob: a job that kills every worker that runs it ends failed
+// with max_attempts after MaxDeliver tries; the other jobs finish.
+func TestPoisonJob(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ACK_WAIT=2s", "INFERQ_MAX_DELIVER=3"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ctx := ctxT(t, 3*time.Minute)
+	poison, err := c.Submit(ctx, client.Submit{Model: "slow", Input: strings.NewReader("poison")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Whenever the poison job runs, the worker running it dies.
+	for kills := 0; kills < 3; kills++ {
+		waitRunning(t, c, []string{poison.ID})
+		w := f.Workers[len(f.Workers)-1]
+		w.Signal(syscall.SIGKILL)
+		w.Wait(10 * time.Second)
+		if _, err := f.StartWorker(); err != nil {
+			t.Fatal(err)
+		}
+		if kills < 2 {
+			// Wait for the redelivery to start it again.
+			for j, _ := c.Get(ctx, poison.ID, 0); j.Attempts <= kills+1 && ctx.Err() == nil; j, _ = c.Get(ctx, poison.ID, 0) {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+	}
+	others := make([]string, 0, 10)
+	for i := 0; i < 10; i++ {
+		j, err := c.SubmitBytes(ctx, "echo", []byte("fine"), "text/plain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		others = append(others, j.ID)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	done, err := c.Wait(wctx, poison.ID)
+	if err != nil {
+		last, _ := c.Get(ctx, poison.ID, 0)
+		_, j := js(t, f)
+		ci, _ := j.Consumer(ctx, queue.RunStream, queue.RunConsumer("slow"))
+		info, _ := ci.Info(ctx)
+		t.Fatalf("poison job did not end: %v; last %+v; consumer %+v", err, last, info)
+	}
+	if done.Status != "failed" || done.Error == nil || done.Error.Code != "max_attempts" || done.Attempts != 3 {
+		t.Fatalf("poison job: %s attempts %d error %+v, want failed max_attempts after 3", done.Status, done.Attempts, done.Error)
+	}
+	e.exactlyOnce(t, c, others, "succeeded")
+	e.exactlyOnce(t, c, []string{poison.ID}, "failed")
+}
