@@ -4,8 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -272,14 +273,15 @@ func RestartMinIO(s *Server) (*Server, error) {
 	return &Server{Proc: p, Addr: s.Addr, Dir: s.Dir}, nil
 }
 
+// minioLive reports whether MinIO answers S3 calls: its health endpoint
+// says ready a moment before the object layer is initialized.
 func minioLive(addr string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+addr+"/minio/health/live", nil)
-	resp, err := http.DefaultClient.Do(req)
+	c, err := minio.New(addr, &minio.Options{Creds: credentials.NewStaticV4(MinIOUser, MinIOPassword, "")})
 	if err != nil {
 		return false
 	}
-	resp.Body.Close()
-	return resp.StatusCode == 200
+	_, err = c.ListBuckets(ctx)
+	return err == nil
 }
