@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +19,7 @@ import (
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/models"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/queue"
 )
@@ -111,4 +114,32 @@ func (b *Backends) AddChecks(s *ops.Server) {
 func (b *Backends) Close() {
 	_ = b.NATS.Drain()
 	_ = b.Redis.Close()
+}
+
+// ModelsDir resolves the configured models directory to a local one. For
+// an s3://bucket/prefix it mirrors the prefix into INFERQ_MODELS_CACHE and
+// returns a sync function that fetches new versions (call it before each
+// refresh); for a local directory sync does nothing.
+func (b *Backends) ModelsDir(ctx context.Context, cfg config.Config) (string, func(context.Context) error, error) {
+	bucket, prefix, ok := models.ParseS3(cfg.ModelsDir)
+	if !ok {
+		return cfg.ModelsDir, func(context.Context) error { return nil }, nil
+	}
+	local := cfg.ModelsCache
+	if local == "" {
+		dir, err := os.UserCacheDir()
+		if err != nil {
+			dir = os.TempDir()
+		}
+		local = filepath.Join(dir, "inferq", "models", bucket, prefix)
+	}
+	src := &models.S3Source{Client: b.Blob.Client(), Bucket: bucket, Prefix: prefix}
+	sync := func(ctx context.Context) error {
+		_, err := src.Sync(ctx, local)
+		return err
+	}
+	if err := sync(ctx); err != nil {
+		return "", nil, fmt.Errorf("models from %s: %w", cfg.ModelsDir, err)
+	}
+	return local, sync, nil
 }

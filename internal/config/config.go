@@ -27,7 +27,8 @@ type Config struct {
 	S3Bucket    string `yaml:"s3_bucket" env:"INFERQ_S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket for inputs and outputs"`
 	S3Region    string `yaml:"s3_region" env:"INFERQ_S3_REGION" flag:"s3-region" usage:"S3 region"`
 	ORTLib      string `yaml:"ort_lib" env:"INFERQ_ORT_LIB" flag:"ort-lib" usage:"path of libonnxruntime.so"`
-	ModelsDir   string `yaml:"models_dir" env:"INFERQ_MODELS_DIR" flag:"models-dir" usage:"directory of models (<name>/<version>/manifest.yaml)"`
+	ModelsDir   string `yaml:"models_dir" env:"INFERQ_MODELS_DIR" flag:"models-dir" usage:"directory of models (<name>/<version>/manifest.yaml), or s3://bucket/prefix"`
+	ModelsCache string `yaml:"models_cache" env:"INFERQ_MODELS_CACHE" flag:"models-cache" usage:"local mirror of an s3:// models dir (default: the user cache dir)"`
 	HTTPAddr    string `yaml:"http_addr" env:"INFERQ_HTTP_ADDR" flag:"http-addr" usage:"address for the API (producer) and /healthz, /readyz, /metrics"`
 	TenantsFile string `yaml:"tenants_file" env:"INFERQ_TENANTS_FILE" flag:"tenants-file" usage:"tenants file (tiers, hashed API keys)"`
 	// WebhookAllowNets are CIDRs webhooks may reach although the SSRF guard
