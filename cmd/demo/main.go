@@ -6,9 +6,14 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -17,6 +22,8 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/models/zoo"
+	"github.com/inferq/inferq/internal/pages"
 )
 
 func main() {
@@ -99,7 +106,87 @@ func (d *demo) where() {
 
 // steps are the demo's parts, in order; each submits through the API and
 // prints what came back.
-var steps = []func(context.Context, *demo) error{echoStep}
+var steps = []func(context.Context, *demo) error{echoStep, ocrStep, digitsStep}
+
+func ocrStep(ctx context.Context, d *demo) error {
+	step("ocr: a page rendered here (Go Regular, 28 px), read by PP-OCRv4")
+	png, err := pages.PNG(pages.Regular, 28, pages.Lines[0])
+	if err != nil {
+		return err
+	}
+	page := filepath.Join(d.dir, "page.png")
+	if err := os.WriteFile(page, png, 0o644); err != nil {
+		return err
+	}
+	j, err := d.c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(png), FileName: "page.png", ContentType: "image/png"})
+	if err != nil {
+		return err
+	}
+	if j, err = d.c.Wait(ctx, j.ID); err != nil {
+		return err
+	}
+	printJob(j)
+	var r struct {
+		Lines []struct {
+			Text  string  `json:"text"`
+			Score float64 `json:"score"`
+		} `json:"lines"`
+	}
+	_ = json.Unmarshal(j.Result, &r)
+	fmt.Printf("    the page (%s) says:\n", page)
+	for i, l := range r.Lines {
+		want := ""
+		if i < len(pages.Lines[0]) {
+			want = pages.Lines[0][i]
+		}
+		fmt.Printf("      %-40q (score %.2f)   drawn: %q\n", l.Text, l.Score, want)
+	}
+	return nil
+}
+
+func digitsStep(ctx context.Context, d *demo) error {
+	step("digits: held-out handwritten digits, drawn 48x48 in both polarities")
+	samples, labels, err := zoo.DigitsHeldOut()
+	if err != nil {
+		return err
+	}
+	right, n := 0, 0
+	for i := 0; i < 6; i++ {
+		img := image.NewGray(image.Rect(0, 0, 48, 48))
+		for y := 0; y < 48; y++ {
+			for x := 0; x < 48; x++ {
+				v := uint8(int(samples[i][(y/6)*8+x/6]) * 255 / 16)
+				if i%2 == 0 {
+					v = 255 - v // dark ink on light paper
+				}
+				img.SetGray(x, y, color.Gray{Y: v})
+			}
+		}
+		var b bytes.Buffer
+		if err := png.Encode(&b, img); err != nil {
+			return err
+		}
+		j, err := d.c.Submit(ctx, client.Submit{Model: "digits", Input: &b, FileName: fmt.Sprintf("digit-%d.png", i), ContentType: "image/png"})
+		if err != nil {
+			return err
+		}
+		if j, err = d.c.Wait(ctx, j.ID); err != nil {
+			return err
+		}
+		var r struct {
+			Label string  `json:"label"`
+			Score float64 `json:"score"`
+		}
+		_ = json.Unmarshal(j.Result, &r)
+		n++
+		if r.Label == fmt.Sprint(labels[i]) {
+			right++
+		}
+		fmt.Printf("    %s  drawn %d, read %s (score %.2f)\n", j.ID, labels[i], r.Label, r.Score)
+	}
+	fmt.Printf("    %d of %d right\n", right, n)
+	return nil
+}
 
 func echoStep(ctx context.Context, d *demo) error {
 	step("echo: three jobs through the whole fleet (upload -> S3 -> JetStream -> scheduler -> worker -> Redis)")

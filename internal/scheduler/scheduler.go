@@ -231,6 +231,25 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 	}
 	defer sub.Unsubscribe()
 
+	// A worker arriving, leaving or changing its slots is seen at once,
+	// not at the next refresh.
+	workersChanged := make(chan struct{}, 1)
+	watcher, err := kv.Workers.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch workers: %w", err)
+	}
+	defer watcher.Stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range watcher.Updates() {
+			select {
+			case workersChanged <- struct{}{}:
+			default:
+			}
+		}
+	}()
+
 	tick := time.NewTicker(25 * time.Millisecond)
 	defer tick.Stop()
 	slow := time.NewTicker(time.Second)
@@ -253,6 +272,8 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		case id := <-canceled:
 			s.cancel(id)
 		case <-tick.C:
+		case <-workersChanged:
+			s.readCapacity(ctx, kv)
 		case <-slow.C:
 			s.refresh(ctx, kv)
 		}
@@ -304,8 +325,8 @@ func (s *Scheduler) cancel(id string) {
 	_ = h.msg.Ack()
 }
 
-// refresh reads the workers' capacity and publishes estimates and metrics.
-func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
+// readCapacity reads the workers' announced slots and throughput.
+func (s *Scheduler) readCapacity(ctx context.Context, kv *coord.Buckets) {
 	capacity, err := coord.Capacity(ctx, kv.Workers)
 	if err != nil {
 		s.log.Warn("read worker capacity", "err", err)
@@ -316,6 +337,12 @@ func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
 		c := capacity[model]
 		q.policy.SetCapacity(c.Rate, c.Latency)
 	}
+}
+
+// refresh reads the workers' capacity and publishes estimates and metrics.
+func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
+	s.readCapacity(ctx, kv)
+	capacity := s.capacity
 	now := time.Now()
 	est := coord.Estimates{}
 	for model, q := range s.queues {
