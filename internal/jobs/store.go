@@ -256,6 +256,76 @@ type Update struct {
 // the job's current state, and returns the job as it now stands. A refused
 // move returns a *TransitionError (errors.Is ErrIllegal).
 func (s *Store) Transition(ctx context.Context, id, tenant string, to State, u Update) (State, error) {
+	res := s.TransitionMany(ctx, []Move{{ID: id, Tenant: tenant, To: to, Update: u}})
+	return res[0].Prev, res[0].Err
+}
+
+// Move is one transition of TransitionMany.
+type Move struct {
+	ID, Tenant string
+	To         State
+	Update     Update
+}
+
+// Moved is the outcome of one Move: the state the job left, or why not.
+type Moved struct {
+	Prev State
+	Err  error
+}
+
+// TransitionMany makes several transitions in one round trip to Redis
+// (a pipeline of the transition script), each atomic on its own: a worker
+// records a whole batch at once.
+func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
+	out := make([]Moved, len(moves))
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(moves))
+		for i, m := range moves {
+			cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
+	}
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		// Redis restarted or flushed its scripts: load it and go again
+		// (nothing ran, so nothing runs twice).
+		if lerr := transition.Load(ctx, s.rdb).Err(); lerr != nil {
+			err = lerr
+		} else {
+			cmds, err = run()
+		}
+	}
+	for i, m := range moves {
+		if cmds == nil || cmds[i] == nil {
+			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, err)
+			continue
+		}
+		res, cerr := cmds[i].Slice()
+		if cerr != nil {
+			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, cerr)
+			continue
+		}
+		code, _ := res[0].(int64)
+		prev, _ := res[1].(string)
+		out[i].Prev = State(prev)
+		switch code {
+		case -1:
+			out[i].Err = ErrNotFound
+		case 0:
+			out[i].Err = &TransitionError{ID: m.ID, From: State(prev), To: m.To}
+		}
+	}
+	return out
+}
+
+func (m Move) keys() []string {
+	return []string{key(m.ID), unfinishedKey(m.Tenant), finishedKey, runningKey, slaKey}
+}
+
+func (s *Store) args(m Move) []any {
+	to, u := m.To, m.Update
 	from := From(to)
 	srcs := make([]string, len(from))
 	for i, f := range from {
@@ -292,31 +362,23 @@ func (s *Store) Transition(ctx context.Context, id, tenant string, to State, u U
 		b, _ := json.Marshal(u.Error)
 		args = append(args, "error", string(b))
 	}
-	res, err := transition.Run(ctx, s.rdb, []string{key(id), unfinishedKey(tenant), finishedKey, runningKey, slaKey}, args...).Slice()
-	if err != nil {
-		return "", fmt.Errorf("move job %s to %s: %w", id, to, err)
-	}
-	code, _ := res[0].(int64)
-	prev, _ := res[1].(string)
-	switch code {
-	case -1:
-		return "", ErrNotFound
-	case 0:
-		return State(prev), &TransitionError{ID: id, From: State(prev), To: to}
-	}
-	return State(prev), nil
+	return args
 }
 
-// Finish moves a job to its terminal state with its outcome, recording
-// whether it met its deadline, in one atomic step.
-func (s *Store) Finish(ctx context.Context, j *Job, to State, u Update) error {
+// Finishing is the outcome Finish records, for FinishMany.
+func Finishing(j *Job, to State, u Update) Move {
 	if u.FinishedAt.IsZero() {
 		u.FinishedAt = time.Now()
 	}
 	met := !u.FinishedAt.After(j.Deadline)
 	u.MetDeadline = &met
-	_, err := s.Transition(ctx, j.ID, j.Tenant, to, u)
-	return err
+	return Move{ID: j.ID, Tenant: j.Tenant, To: to, Update: u}
+}
+
+// Finish moves a job to its terminal state with its outcome, recording
+// whether it met its deadline, in one atomic step.
+func (s *Store) Finish(ctx context.Context, j *Job, to State, u Update) error {
+	return s.TransitionMany(ctx, []Move{Finishing(j, to, u)})[0].Err
 }
 
 func b2s(b bool) string {

@@ -372,42 +372,46 @@ func (l *modelLoop) handBack(items []*item) {
 	}
 }
 
-// markRunning moves each job of the batch to running and counts the
-// attempt; a job canceled meanwhile is set aside.
+// markRunning moves the jobs of the batch to running, counting the
+// attempt, in one round trip; a job canceled meanwhile is set aside.
 func (l *modelLoop) markRunning(ctx context.Context, items []*item, version string) error {
 	now := time.Now()
+	var todo []*item
+	var moves []jobs.Move
 	for _, it := range items {
-		if it.done || it.out.Err != nil {
+		if it.done || it.out.Err != nil || it.running {
 			continue
 		}
-		_, err := l.w.cfg.Store.Transition(ctx, it.job.ID, it.job.Tenant, jobs.Running, jobs.Update{
-			StartedAt: now, ModelVersion: version, CountAttempt: true,
-		})
+		todo = append(todo, it)
+		moves = append(moves, jobs.Move{ID: it.job.ID, Tenant: it.job.Tenant, To: jobs.Running,
+			Update: jobs.Update{StartedAt: now, ModelVersion: version, CountAttempt: true}})
+	}
+	if len(moves) == 0 {
+		return nil
+	}
+	var fault error
+	for i, res := range l.w.cfg.Store.TransitionMany(ctx, moves) {
+		it := todo[i]
 		var te *jobs.TransitionError
 		switch {
-		case errors.As(err, &te) && te.From == jobs.Queued:
+		case errors.As(res.Err, &te) && te.From == jobs.Queued:
 			// The scheduler marks a job scheduled before it publishes it,
 			// so this is a record behind its message: try again later
 			// rather than lose the job.
 			it.done = true
 			_ = it.msg.NakWithDelay(time.Second)
-			continue
-		case errors.As(err, &te):
+		case errors.As(res.Err, &te), errors.Is(res.Err, jobs.ErrNotFound):
 			it.done = true
 			_ = it.msg.Ack()
-			continue
-		case errors.Is(err, jobs.ErrNotFound):
-			it.done = true
-			_ = it.msg.Ack()
-			continue
-		case err != nil:
-			return transient{err}
+		case res.Err != nil:
+			fault = transient{res.Err}
+		default:
+			it.running = true
+			l.w.m.queueWait.WithLabelValues(l.model).Observe(now.Sub(it.job.CreatedAt).Seconds())
+			queue.PublishEvent(l.w.cfg.NATS, it.job.Tenant, it.job.ID, jobs.Running, now)
 		}
-		it.rec.Status = jobs.Running
-		l.w.m.queueWait.WithLabelValues(l.model).Observe(now.Sub(it.job.CreatedAt).Seconds())
-		queue.PublishEvent(l.w.cfg.NATS, it.job.Tenant, it.job.ID, jobs.Running, now)
 	}
-	return nil
+	return fault
 }
 
 // runSplit runs the items in one session run; when the run fails it
@@ -435,14 +439,17 @@ func (w *Worker) runSplit(m *models.Model, items []*item) {
 	w.runSplit(m, items[half:])
 }
 
-// finish records each outcome durably, then acks the message.
+// finish records the outcomes of the batch in one round trip, then acks
+// each message whose outcome is durable.
 func (l *modelLoop) finish(ctx context.Context, items []*item, version string) error {
 	w := l.w
+	now := time.Now()
+	var todo []*item
+	var moves []jobs.Move
 	for _, it := range items {
 		if it.done {
 			continue
 		}
-		now := time.Now()
 		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: version, Result: it.out.Result}
 		if it.out.Err != nil {
 			to, u.Result = jobs.Failed, nil
@@ -451,17 +458,25 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 				je = errorOf("inference_failed", it.out.Err.Error())
 			}
 			u.Error = je
-		}
-		if u.Result == nil && to == jobs.Succeeded {
+		} else if u.Result == nil {
 			u.Result = json.RawMessage("null")
 		}
-		err := w.cfg.Store.Finish(ctx, &jobs.Job{ID: it.job.ID, Tenant: it.job.Tenant, Deadline: it.job.Deadline}, to, u)
+		todo = append(todo, it)
+		moves = append(moves, jobs.Finishing(&jobs.Job{ID: it.job.ID, Tenant: it.job.Tenant, Deadline: it.job.Deadline}, to, u))
+	}
+	if len(moves) == 0 {
+		return nil
+	}
+	var fault error
+	for i, res := range w.cfg.Store.TransitionMany(ctx, moves) {
+		it, to := todo[i], moves[i].To
 		var te *jobs.TransitionError
 		switch {
-		case errors.As(err, &te), errors.Is(err, jobs.ErrNotFound):
+		case errors.As(res.Err, &te), errors.Is(res.Err, jobs.ErrNotFound):
 			// Canceled while running, or finished by another worker.
-		case err != nil:
-			return transient{err}
+		case res.Err != nil:
+			fault = transient{res.Err}
+			continue
 		default:
 			queue.PublishEvent(w.cfg.NATS, it.job.Tenant, it.job.ID, to, now)
 			w.finished(ctx, it.job, to)
@@ -472,5 +487,5 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 			w.log.Warn("ack", "job", it.job.ID, "err", err)
 		}
 	}
-	return nil
+	return fault
 }

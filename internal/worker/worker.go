@@ -131,8 +131,8 @@ type item struct {
 	sample models.Sample
 	out    models.Outcome
 	// done is set once the job needs no more work in this batch (skipped,
-	// failed early, or finished).
-	done bool
+	// failed early, or finished); running once its record says running.
+	done, running bool
 }
 
 // transient marks an error of a backing service: the batch is held and
@@ -201,7 +201,6 @@ func errorOf(code, msg string) *jobs.Error { return &jobs.Error{Code: code, Mess
 func (w *Worker) fail(it *item, code, msg string) {
 	it.out = models.Outcome{Err: errorOf(code, msg)}
 }
-
 
 func isIllegal(err error) bool {
 	return errors.Is(err, jobs.ErrIllegal) || errors.Is(err, jobs.ErrNotFound)
