@@ -148,7 +148,7 @@ func TestSchedulerFailover(t *testing.T) {
 	}
 	defer sub.Unsubscribe()
 	_ = nc.Flush()
-	kv, err := coord.Open(ctx, j)
+	kv, err := coord.Open(ctx, j, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

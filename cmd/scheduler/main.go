@@ -61,7 +61,7 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}()
 	s, err := scheduler.New(scheduler.Config{
-		NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Tiers: tiers, Policy: cfg.Policy,
+		NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Tiers: tiers, Policy: cfg.Policy, JSReplicas: cfg.JSReplicas,
 		Metrics: srv.Registry,
 		OnLead:  func(ctx context.Context) { up.Schedule(ctx, redisOpt) },
 	})

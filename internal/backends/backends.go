@@ -90,7 +90,7 @@ func connect(ctx context.Context, cfg config.Config, name string) (*Backends, er
 		rdb.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
-	if err := queue.Streams(ctx, js); err != nil {
+	if err := queue.Streams(ctx, js, cfg.JSReplicas); err != nil {
 		nc.Close()
 		rdb.Close()
 		return nil, err

@@ -34,8 +34,11 @@ type Config struct {
 	// WebhookAllowNets are CIDRs webhooks may reach although the SSRF guard
 	// would refuse them (e.g. 127.0.0.0/8 in tests).
 	WebhookAllowNets string `yaml:"webhook_allow_nets" env:"INFERQ_WEBHOOK_ALLOW_NETS" flag:"webhook-allow-nets" usage:"comma-separated CIDRs webhooks may reach despite the SSRF guard"`
-	LogFormat        string `yaml:"log_format" env:"INFERQ_LOG_FORMAT" flag:"log-format" usage:"text or json (default: text on a terminal, else json)"`
-	LogLevel         string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
+	// JSReplicas is the replica count of the streams and buckets the fleet
+	// creates (3 on a 3-node NATS cluster).
+	JSReplicas int    `yaml:"js_replicas" env:"INFERQ_JS_REPLICAS" flag:"js-replicas" usage:"replicas of the JetStream streams and KV buckets (3 on a NATS cluster)"`
+	LogFormat  string `yaml:"log_format" env:"INFERQ_LOG_FORMAT" flag:"log-format" usage:"text or json (default: text on a terminal, else json)"`
+	LogLevel   string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 
 	// Producer.
 	MaxInputBytes int64         `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
@@ -72,6 +75,7 @@ func Default() Config {
 		S3Region:      "us-east-1",
 		ModelsDir:     "models",
 		HTTPAddr:      "127.0.0.1:8080",
+		JSReplicas:    1,
 		MaxInputBytes: 32 << 20,
 		ResultTTL:     7 * 24 * time.Hour,
 		PublishWait:   5 * time.Second,
@@ -202,6 +206,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInputBytes <= 0 {
 		errs = append(errs, errors.New("INFERQ_MAX_INPUT_BYTES must be positive"))
+	}
+	if c.JSReplicas < 1 || c.JSReplicas > 5 {
+		errs = append(errs, errors.New("INFERQ_JS_REPLICAS must be 1 to 5"))
 	}
 	if c.Instances < 1 {
 		errs = append(errs, errors.New("INFERQ_INSTANCES must be at least 1"))

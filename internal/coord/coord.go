@@ -32,8 +32,10 @@ type Buckets struct {
 	Workers, State, Lease jetstream.KeyValue
 }
 
-// Open creates or opens the fleet's buckets.
-func Open(ctx context.Context, js jetstream.JetStream) (*Buckets, error) {
+// Open creates or opens the fleet's buckets, with replicas copies each
+// (0 or 1: one).
+func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Buckets, error) {
+	replicas = max(replicas, 1)
 	var b Buckets
 	for _, c := range []struct {
 		kv  *jetstream.KeyValue
@@ -43,6 +45,7 @@ func Open(ctx context.Context, js jetstream.JetStream) (*Buckets, error) {
 		{&b.State, jetstream.KeyValueConfig{Bucket: StateBucket, TTL: time.Minute, Storage: jetstream.MemoryStorage}},
 		{&b.Lease, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: LeaseTTL, Storage: jetstream.FileStorage}},
 	} {
+		c.cfg.Replicas = replicas
 		kv, err := js.CreateOrUpdateKeyValue(ctx, c.cfg)
 		if err != nil {
 			return nil, fmt.Errorf("key-value bucket %s: %w", c.cfg.Bucket, err)

@@ -63,7 +63,7 @@ func Connect(url, name string) (*nats.Conn, error) {
 // retention: a message lives until acked; a dedupe window on Nats-Msg-Id,
 // the job id, so that a retried publish stores one message) and the
 // stream that keeps RUN's max-deliveries advisories.
-func Streams(ctx context.Context, js jetstream.JetStream) error {
+func Streams(ctx context.Context, js jetstream.JetStream, replicas int) error {
 	for _, cfg := range []jetstream.StreamConfig{
 		{
 			Name: JobsStream, Subjects: []string{"jobs.submit.>"},
@@ -81,6 +81,7 @@ func Streams(ctx context.Context, js jetstream.JetStream) error {
 			MaxAge: 7 * 24 * time.Hour,
 		},
 	} {
+		cfg.Replicas = max(replicas, 1)
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("stream %s: %w", cfg.Name, err)
 		}

@@ -41,8 +41,10 @@ type Config struct {
 	Tiers []sla.Tier
 	// Policy names the queue order: "deadline" (default), "fifo", "edf" or
 	// "strict".
-	Policy  string
-	Metrics prometheus.Registerer
+	Policy string
+	// JSReplicas is the replica count of the KV buckets it may create.
+	JSReplicas int
+	Metrics    prometheus.Registerer
 	// OnLead, when set, runs while this scheduler leads, with a context
 	// that ends when it stops leading (the periodic upkeep hangs here).
 	OnLead func(ctx context.Context)
@@ -103,7 +105,7 @@ const leaseKey = "scheduler"
 
 // Run campaigns for the lease and leads while it holds it, until ctx ends.
 func (s *Scheduler) Run(ctx context.Context) error {
-	kv, err := coord.Open(ctx, s.cfg.JS)
+	kv, err := coord.Open(ctx, s.cfg.JS, s.cfg.JSReplicas)
 	if err != nil {
 		return err
 	}

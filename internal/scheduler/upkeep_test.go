@@ -50,7 +50,7 @@ func newRig(t *testing.T, retention time.Duration) *rig {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	if err := queue.Streams(context.Background(), js); err != nil {
+	if err := queue.Streams(context.Background(), js, 1); err != nil {
 		t.Fatal(err)
 	}
 	r := &rig{store: jobs.NewStore(rdb, retention), blob: bs, js: js}

@@ -15,6 +15,7 @@ type metrics struct {
 	queueWait *prometheus.HistogramVec
 	latency   *prometheus.HistogramVec
 	jobs      *prometheus.CounterVec
+	dead      *prometheus.CounterVec
 	busy      prometheus.Counter
 }
 
@@ -39,6 +40,9 @@ func newMetrics(reg prometheus.Registerer, device string) *metrics {
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "inferq_worker_jobs_total", Help: "Jobs finished by this worker, by model, tier, status and whether they met their deadline.",
 		}, []string{"model", "tier", "status", "met_deadline"}),
+		dead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "inferq_jobs_dead_lettered_total", Help: "Jobs ended failed/max_attempts after MaxDeliver deliveries (they kept killing workers), by model.",
+		}, []string{"model"}),
 		busy: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "inferq_worker_busy_seconds_total", Help: "Seconds the device spent in inference; its rate is the busy ratio.",
 			ConstLabels: prometheus.Labels{"device": device},
@@ -49,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, device string) *metrics {
 		ConstLabels: prometheus.Labels{"device": device, "ort_version": ort.Version()},
 	})
 	info.Set(1)
-	reg.MustRegister(m.batchSize, m.inference, m.queueWait, m.latency, m.jobs, m.busy, info)
+	reg.MustRegister(m.batchSize, m.inference, m.queueWait, m.latency, m.jobs, m.dead, m.busy, info)
 	return m
 }
 

@@ -45,6 +45,8 @@ type Config struct {
 	Instances int
 	// MaxBatch caps batches below the manifests' max_batch (0: no cap).
 	MaxBatch int
+	// JSReplicas is the replica count of the KV buckets it may create.
+	JSReplicas int
 	// FetchParallel bounds concurrent input fetches and decodes.
 	FetchParallel int
 	// HoldLimit bounds how long a batch is held through a transient fault
@@ -90,7 +92,7 @@ func New(cfg Config) *Worker {
 // finishing: when it ends, batches still in hand are abandoned to
 // redelivery.
 func (w *Worker) Run(fetch, work context.Context) error {
-	kv, err := coord.Open(fetch, w.cfg.JS)
+	kv, err := coord.Open(fetch, w.cfg.JS, w.cfg.JSReplicas)
 	if err != nil {
 		return err
 	}
