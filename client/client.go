@@ -1,6 +1,9 @@
-// Package client is the Go SDK for inferq's HTTP API (API.md): submit
-// jobs, wait for them, read results, list models. The CLI and the tests
-// use it; so can any Go program.
+// Package client is the Go SDK for inferq's HTTP API (docs/api.md): submit
+// one job or a batch of many (from a directory, a list of readers or an
+// archive, streamed), upload large inputs straight to S3, wait for jobs
+// and batches, stream a batch's results, cancel, list models, and verify
+// the signed webhooks inferq sends (VerifyWebhook, WebhookHandler). The
+// CLI and the tests use it; so can any Go program.
 package client
 
 import (
@@ -170,17 +173,56 @@ func writeForm(mw *multipart.Writer, s Submit) error {
 
 // SubmitBytes submits a small input inline, as the JSON form of the API.
 func (c *Client) SubmitBytes(ctx context.Context, model string, data []byte, contentType string) (*Job, error) {
-	body, _ := json.Marshal(map[string]any{
-		"model": model,
-		"input": map[string]string{"data": base64.StdEncoding.EncodeToString(data), "content_type": contentType},
-	})
-	req, err := c.request(ctx, "POST", "/v1/jobs", bytes.NewReader(body))
+	return c.SubmitJSON(ctx, JSONSubmit{Model: model, Data: data, ContentType: contentType})
+}
+
+// JSONSubmit is one job in the JSON form: its input inline (Data) or
+// named by a presigned upload (UploadID).
+type JSONSubmit struct {
+	Model       string
+	Data        []byte
+	ContentType string
+	UploadID    string
+	DeadlineMS  int64
+	WebhookURL  string
+	Metadata    map[string]any
+	// IdempotencyKey makes a retried submit return the first job.
+	IdempotencyKey string
+}
+
+// SubmitJSON submits one job in the JSON form of the API.
+func (c *Client) SubmitJSON(ctx context.Context, s JSONSubmit) (*Job, error) {
+	input := map[string]string{}
+	if s.UploadID != "" {
+		input["upload_id"] = s.UploadID
+	} else {
+		input["data"] = base64.StdEncoding.EncodeToString(s.Data)
+		input["content_type"] = s.ContentType
+	}
+	req := map[string]any{"model": s.Model, "input": input}
+	if s.DeadlineMS > 0 {
+		req["deadline_ms"] = s.DeadlineMS
+	}
+	if s.WebhookURL != "" {
+		req["webhook_url"] = s.WebhookURL
+	}
+	if s.Metadata != nil {
+		req["metadata"] = s.Metadata
+	}
+	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
+	r, err := c.request(ctx, "POST", "/v1/jobs", bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	r.Header.Set("Content-Type", "application/json")
+	if s.IdempotencyKey != "" {
+		r.Header.Set("Idempotency-Key", s.IdempotencyKey)
+	}
 	var j Job
-	return &j, c.do(req, http.StatusAccepted, &j)
+	return &j, c.do(r, http.StatusAccepted, &j)
 }
 
 // Get reads a job; with wait > 0 the server holds the request until the
@@ -198,7 +240,8 @@ func (c *Client) Get(ctx context.Context, id string, wait time.Duration) (*Job, 
 	return &j, c.do(req, http.StatusOK, &j)
 }
 
-// Wait long-polls until the job ends or ctx does.
+// Wait long-polls until the job ends or ctx does. The server is woken by
+// the job's events, so a wait costs no polling.
 func (c *Client) Wait(ctx context.Context, id string) (*Job, error) {
 	for {
 		j, err := c.Get(ctx, id, 30*time.Second)
@@ -244,20 +287,25 @@ func (c *Client) do(req *http.Request, want int, out any) error {
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != want {
-		e := &Error{Status: resp.StatusCode}
-		var body struct {
-			Error *Error `json:"error"`
-		}
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		if json.Unmarshal(b, &body) == nil && body.Error != nil {
-			e.Code, e.Message = body.Error.Code, body.Error.Message
-		} else {
-			e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(b))
-		}
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-			e.RetryAfter = time.Duration(s) * time.Second
-		}
-		return e
+		return errorOf(resp)
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// errorOf reads an error answer.
+func errorOf(resp *http.Response) error {
+	e := &Error{Status: resp.StatusCode}
+	var body struct {
+		Error *Error `json:"error"`
+	}
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(b, &body) == nil && body.Error != nil {
+		e.Code, e.Message = body.Error.Code, body.Error.Message
+	} else {
+		e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(b))
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		e.RetryAfter = time.Duration(s) * time.Second
+	}
+	return e
 }

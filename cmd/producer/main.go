@@ -1,6 +1,8 @@
-// Command producer serves inferq's public HTTP API: it accepts jobs,
-// streams their inputs to S3, records them in Redis and queues them on
-// JetStream, and answers status, long-polls and events.
+// Command producer serves inferq's public HTTP API: it accepts jobs and
+// batches, streams their inputs to S3, records them in Redis and queues
+// them on JetStream, and answers status, long-polls, events and results.
+// It also delivers the fleet's webhooks (it holds the tenants' webhook
+// secrets): an asynq server on the fleet's Redis, stopped after the API.
 package main
 
 import (
@@ -12,8 +14,10 @@ import (
 	"github.com/inferq/inferq/internal/api"
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/tenants"
+	"github.com/inferq/inferq/internal/webhook"
 )
 
 func main() { ops.Main("producer", run) }
@@ -33,9 +37,37 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	defer b.Close()
 	srv := ops.NewServer()
 	b.AddChecks(srv)
+	allow, err := webhook.ParseAllowNets(cfg.WebhookAllowNets)
+	if err != nil {
+		return fmt.Errorf("INFERQ_WEBHOOK_ALLOW_NETS: %w", err)
+	}
+	schedule, err := notify.ParseSchedule(cfg.WebhookRetrySchedule)
+	if err != nil {
+		return fmt.Errorf("INFERQ_WEBHOOK_RETRY_SCHEDULE: %w", err)
+	}
+	guard := &webhook.Guard{Allow: allow}
+	gone := webhook.NewGoneList(b.Redis)
+	delivery, err := notify.NewDelivery(notify.DeliveryConfig{
+		Redis: b.Redis, Guard: *guard, Gone: gone, Schedule: schedule, Log: log, Metrics: srv.Registry,
+		Secrets: func(name string) (string, bool) {
+			if t := reg.Tenant(name); t != nil && t.WebhookSecret != "" {
+				return t.WebhookSecret, true
+			}
+			return "", false
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if err := delivery.Start(); err != nil {
+		return err
+	}
+	defer delivery.Shutdown()
 	a, err := api.New(api.Config{
 		Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg,
 		ModelsDir: cfg.ModelsDir, MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
+		Notifier:     notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}),
+		WebhookGuard: guard, WebhookGone: gone,
 		Log: log, Metrics: srv.Registry,
 	})
 	if err != nil {
@@ -46,7 +78,8 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	log.Info("producer listening", "addr", ln.Addr().String(), "tenants", len(reg.Names()), "models_dir", cfg.ModelsDir)
+	log.Info("producer listening", "addr", ln.Addr().String(), "tenants", len(reg.Names()), "models_dir", cfg.ModelsDir,
+		"webhook_allow_nets", cfg.WebhookAllowNets, "webhook_retry_schedule", schedule)
 	go func() {
 		t := time.NewTicker(cfg.ModelsRefresh)
 		defer t.Stop()

@@ -14,6 +14,7 @@ import (
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/ort"
 	"github.com/inferq/inferq/internal/worker"
@@ -87,7 +88,9 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	w := worker.New(worker.Config{
 		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Ops: srv, Log: log,
 		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
-		MaxInputBytes: cfg.MaxInputBytes, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch,
+		MaxInputBytes: cfg.MaxInputBytes, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch, JSReplicas: cfg.JSReplicas,
+		// Webhooks and batch completion of the jobs this worker ends.
+		OnFinish: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}).OnFinish,
 	})
 	err = w.Run(ctx, work)
 	log.Info("worker stopped")

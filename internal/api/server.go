@@ -21,8 +21,10 @@ import (
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/queue"
 	"github.com/inferq/inferq/internal/tenants"
+	"github.com/inferq/inferq/internal/webhook"
 )
 
 // Config is what the API needs.
@@ -38,9 +40,36 @@ type Config struct {
 	MaxInputBytes int64
 	// PublishWait bounds how long a submit waits for JetStream.
 	PublishWait time.Duration
-	Log         *slog.Logger
-	Metrics     prometheus.Registerer
+	// Notifier enqueues job.canceled and batch.completed webhooks; nil
+	// sends none.
+	Notifier *notify.Notifier
+	// WebhookGuard checks webhook URLs at submit (SSRF); nil checks only
+	// their shape.
+	WebhookGuard *webhook.Guard
+	// WebhookGone, when set, refuses at submit a webhook URL that answered
+	// 410 Gone before.
+	WebhookGone *webhook.GoneList
+	// MaxBatchBytes bounds one POST /v1/batches body (default 2 GiB).
+	MaxBatchBytes int64
+	// MaxBatchFiles bounds the files of one batch (default 100,000).
+	MaxBatchFiles int
+	// UploadExpiry is how long a presigned upload URL stays valid
+	// (default 1 h).
+	UploadExpiry time.Duration
+	// IdempotencyTTL is how long an Idempotency-Key is remembered
+	// (default 24 h).
+	IdempotencyTTL time.Duration
+	Log            *slog.Logger
+	Metrics        prometheus.Registerer
 }
+
+// Defaults of the Config fields left zero.
+const (
+	DefaultMaxBatchBytes  = 2 << 30
+	DefaultMaxBatchFiles  = 100_000
+	DefaultUploadExpiry   = time.Hour
+	DefaultIdempotencyTTL = 24 * time.Hour
+)
 
 // Server serves the API.
 type Server struct {
@@ -49,6 +78,7 @@ type Server struct {
 	mu      sync.RWMutex
 	catalog map[string]*models.Manifest
 	m       metrics
+	limits  *rateLimits
 }
 
 type metrics struct {
@@ -59,7 +89,19 @@ type metrics struct {
 
 // New builds the API server and reads the model catalog.
 func New(cfg Config) (*Server, error) {
-	s := &Server{cfg: cfg, log: cfg.Log}
+	if cfg.MaxBatchBytes <= 0 {
+		cfg.MaxBatchBytes = DefaultMaxBatchBytes
+	}
+	if cfg.MaxBatchFiles <= 0 {
+		cfg.MaxBatchFiles = DefaultMaxBatchFiles
+	}
+	if cfg.UploadExpiry <= 0 {
+		cfg.UploadExpiry = DefaultUploadExpiry
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits()}
 	if err := s.RefreshModels(); err != nil {
 		return nil, err
 	}
@@ -101,10 +143,15 @@ func (s *Server) model(name string) *models.Manifest {
 
 // Routes mounts the API on mux.
 func (s *Server) Routes(mux *http.ServeMux) {
-	mux.Handle("POST /v1/jobs", s.handle("submit", s.submit))
+	mux.Handle("POST /v1/jobs", s.handle("submit", s.limited(s.submit)))
 	mux.Handle("GET /v1/jobs/{id}", s.handle("get_job", s.getJob))
 	mux.Handle("GET /v1/jobs/{id}/events", s.handle("job_events", s.events))
 	mux.Handle("POST /v1/jobs/{id}/cancel", s.handle("cancel", s.cancel))
+	mux.Handle("POST /v1/batches", s.handle("submit_batch", s.limited(s.submitBatch)))
+	mux.Handle("GET /v1/batches/{id}", s.handle("get_batch", s.getBatch))
+	mux.Handle("GET /v1/batches/{id}/results", s.handle("batch_results", s.batchResults))
+	mux.Handle("POST /v1/batches/{id}/cancel", s.handle("cancel_batch", s.cancelBatch))
+	mux.Handle("POST /v1/uploads", s.handle("upload", s.limited(s.createUpload)))
 	mux.Handle("GET /v1/models", s.handle("models", s.listModels))
 }
 
@@ -259,6 +306,13 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		return err
 	}
 	queue.PublishEvent(s.cfg.NATS, j.Tenant, j.ID, jobs.Canceled, now)
+	if s.cfg.Notifier != nil {
+		// The cancel is durable; a lost webhook must not turn it into an
+		// error, so a failure here is logged, not answered.
+		if err := s.cfg.Notifier.Finished(context.WithoutCancel(r.Context()), j.ID, jobs.Canceled); err != nil {
+			s.log.Error("cancel: webhook or batch not recorded", "job", j.ID, "tenant", j.Tenant, "err", err)
+		}
+	}
 	j, err = s.loadOwned(r.Context(), j.ID, t)
 	if err != nil {
 		return err

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"io"
 	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"path"
 	"strconv"
 	"strings"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
 	"github.com/inferq/inferq/internal/tenants"
+	"github.com/inferq/inferq/internal/webhook"
 )
 
 // Bounds on the parts of a submit other than the input.
@@ -39,7 +42,27 @@ type submission struct {
 	metadata    json.RawMessage
 	contentType string
 	size        int64
-	uploaded    bool
+	// uploaded: the input was stored under the job's key by this request
+	// (and must be deleted if the job is refused).
+	uploaded bool
+	// uploadID names a presigned upload holding the input (JSON form).
+	uploadID string
+	// jobWebhooks: a batch's jobs send their own events too.
+	jobWebhooks bool
+	// fp fingerprints the request for its Idempotency-Key; nil without.
+	fp *fingerprint
+	// dry: the request replays a used Idempotency-Key; it is read and
+	// fingerprinted, and nothing is stored.
+	dry bool
+}
+
+func newSubmission(idem *idempotency) *submission {
+	sub := &submission{}
+	if idem != nil {
+		sub.fp = newFingerprint()
+		sub.dry = idem.replay != nil
+	}
+	return sub
 }
 
 // jobAccepted is the 202 body.
@@ -57,13 +80,15 @@ type jobAccepted struct {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
 	start := time.Now()
 	ctx := r.Context()
-	if n, err := s.cfg.Store.Unfinished(ctx, t.Name); err != nil {
+	idem, err := s.beginIdempotent(ctx, r, t)
+	if err != nil {
 		return err
-	} else if n >= t.MaxQueued {
-		e := errf(http.StatusTooManyRequests, "queue_quota_exceeded",
-			fmt.Sprintf("tenant %s has %d unfinished jobs, its limit is %d", t.Name, n, t.MaxQueued))
-		e.RetryAfter = 5 * time.Second
-		return e
+	}
+	defer idem.release(ctx)
+	if idem == nil || idem.replay == nil {
+		if err := s.checkQueue(ctx, t, 0); err != nil {
+			return err
+		}
 	}
 	j := &jobs.Job{ID: jobs.NewID(), Tenant: t.Name, Tier: t.Tier, CreatedAt: start.UTC()}
 	j.InputKey = blob.InputKey(t.Name, j.ID)
@@ -71,37 +96,90 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 	// counted on its own.
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxInputBytes*4/3+1<<20)
 
-	var sub *submission
-	var err error
+	sub := newSubmission(idem)
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
-		sub, err = s.readMultipart(ctx, r, j)
+		err = s.readMultipart(ctx, r, j, sub)
 	case "application/json":
-		sub, err = s.readJSON(ctx, r, j)
+		err = s.readJSON(ctx, r, j, sub)
 	default:
 		err = errf(http.StatusUnsupportedMediaType, "unsupported_request_type", "send multipart/form-data or application/json")
 	}
+	if err == nil && sub.dry {
+		return idem.answer(w, sub.fp.sum("POST /v1/jobs", sub))
+	}
+	if err == nil {
+		err = s.accept(ctx, j, t, sub)
+	}
 	if err != nil {
-		if sub != nil && sub.uploaded {
+		if sub.uploaded {
 			_ = s.cfg.Blob.Delete(context.WithoutCancel(ctx), j.InputKey)
 		}
-		return err
-	}
-	if err := s.accept(ctx, j, t, sub); err != nil {
-		_ = s.cfg.Blob.Delete(context.WithoutCancel(ctx), j.InputKey)
 		return err
 	}
 	s.m.submitted.WithLabelValues(j.Model, j.Tier).Inc()
 	s.m.submitDur.Observe(time.Since(start).Seconds())
 	s.log.Debug("job accepted", "job", j.ID, "tenant", t.Name, "model", j.Model, "tier", j.Tier, "bytes", j.InputSize)
-	writeJSON(w, http.StatusAccepted, jobAccepted{
+	body, _ := json.Marshal(jobAccepted{
 		ID: j.ID, Status: string(jobs.Queued), Model: j.Model, Tier: j.Tier,
 		CreatedAt:           j.CreatedAt.Format(jobs.TimeFormat),
 		Deadline:            j.Deadline.UTC().Format(jobs.TimeFormat),
 		EstimatedCompletion: s.estimate(j).UTC().Format(jobs.TimeFormat),
 		StatusURL:           "/v1/jobs/" + j.ID,
 	})
+	if sub.fp != nil {
+		if err := idem.commit(ctx, sub.fp.sum("POST /v1/jobs", sub), http.StatusAccepted, body); err != nil {
+			s.log.Warn("idempotency key not recorded", "job", j.ID, "tenant", t.Name, "err", err)
+		}
+	}
+	writeRaw(w, http.StatusAccepted, body)
+	return nil
+}
+
+// checkQueue refuses a submit that would take the tenant past its queue
+// quota (max_queued): adding jobs more to its unfinished count.
+func (s *Server) checkQueue(ctx context.Context, t *tenants.Tenant, adding int64) error {
+	n, err := s.cfg.Store.Unfinished(ctx, t.Name)
+	if err != nil {
+		return err
+	}
+	if n >= t.MaxQueued || n+adding > t.MaxQueued {
+		e := errf(http.StatusTooManyRequests, "queue_quota_exceeded",
+			fmt.Sprintf("tenant %s has %d unfinished jobs, its limit is %d", t.Name, n, t.MaxQueued))
+		if adding > 1 {
+			e.Message += fmt.Sprintf("; this batch would add %d", adding)
+		}
+		e.RetryAfter = 5 * time.Second
+		return e
+	}
+	return nil
+}
+
+// checkWebhook refuses a webhook URL the SSRF guard would not deliver to,
+// or one that answered 410 Gone before.
+func (s *Server) checkWebhook(ctx context.Context, t *tenants.Tenant, raw string) error {
+	if raw == "" {
+		return nil
+	}
+	if s.cfg.WebhookGuard != nil {
+		if err := s.cfg.WebhookGuard.CheckURL(ctx, raw); err != nil {
+			if errors.Is(err, webhook.ErrForbidden) {
+				return errf(http.StatusBadRequest, "webhook_url_forbidden",
+					"webhook_url resolves to an address webhooks may not reach (private, loopback, link-local or reserved): "+err.Error())
+			}
+			return errf(http.StatusBadRequest, "invalid_webhook_url", "webhook_url cannot be used: "+err.Error())
+		}
+	}
+	if s.cfg.WebhookGone != nil {
+		gone, err := s.cfg.WebhookGone.IsGone(ctx, t.Name, raw)
+		if err != nil {
+			return err
+		}
+		if gone {
+			return errf(http.StatusBadRequest, "webhook_url_gone", "webhook_url answered 410 Gone to an earlier webhook; no more webhooks are sent to it")
+		}
+	}
 	return nil
 }
 
@@ -112,25 +190,22 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 	if err := s.checkModel(sub.model, sub.contentType); err != nil {
 		return err
 	}
-	tier, _ := s.cfg.Tenants.Tier(t.Tier)
 	j.Model, j.ContentType, j.InputSize = sub.model, sub.contentType, sub.size
 	j.WebhookURL, j.Metadata = sub.webhookURL, sub.metadata
-	j.Deadline = j.CreatedAt.Add(tier.Deadline)
-	want := sub.deadline
-	if sub.deadlineMS > 0 {
-		want = j.CreatedAt.Add(time.Duration(sub.deadlineMS) * time.Millisecond)
+	var err error
+	if j.Deadline, err = s.deadline(t, j.CreatedAt, sub); err != nil {
+		return err
 	}
-	if !want.IsZero() {
-		if want.Before(j.Deadline) {
-			return errf(http.StatusBadRequest, "deadline_too_early",
-				fmt.Sprintf("tier %s promises results within %s; a job may ask for a later deadline, not an earlier one", tier.Name, tier.Deadline))
+	if err := s.checkWebhook(ctx, t, sub.webhookURL); err != nil {
+		return err
+	}
+	if sub.uploadID != "" {
+		if err := s.claimUpload(ctx, sub.uploadID, j.ID); err != nil {
+			return err
 		}
-		if want.Sub(j.CreatedAt) > maxDeadline {
-			return errf(http.StatusBadRequest, "deadline_too_late", "a deadline may be at most 7 days away")
-		}
-		j.Deadline = want
 	}
 	if err := s.cfg.Store.Create(ctx, j); err != nil {
+		s.unclaimUpload(ctx, sub.uploadID, j.ID)
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishWait)
@@ -139,9 +214,32 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 	if err := queue.Publish(pctx, s.cfg.JS, queue.SubmitSubject(j.Tier), j.ID, msg.Encode()); err != nil {
 		s.log.Warn("publish failed, job refused", "job", j.ID, "tenant", j.Tenant, "err", err)
 		_ = s.cfg.Store.Discard(context.WithoutCancel(ctx), j)
+		s.unclaimUpload(ctx, sub.uploadID, j.ID)
 		return errUnavailable
 	}
 	return nil
+}
+
+// deadline is a job's deadline: its tier's from created, or the later one
+// the submit asked for.
+func (s *Server) deadline(t *tenants.Tenant, created time.Time, sub *submission) (time.Time, error) {
+	tier, _ := s.cfg.Tenants.Tier(t.Tier)
+	d := created.Add(tier.Deadline)
+	want := sub.deadline
+	if sub.deadlineMS > 0 {
+		want = created.Add(time.Duration(sub.deadlineMS) * time.Millisecond)
+	}
+	if want.IsZero() {
+		return d, nil
+	}
+	if want.Before(d) {
+		return d, errf(http.StatusBadRequest, "deadline_too_early",
+			fmt.Sprintf("tier %s promises results within %s; a job may ask for a later deadline, not an earlier one", tier.Name, tier.Deadline))
+	}
+	if want.Sub(created) > maxDeadline {
+		return d, errf(http.StatusBadRequest, "deadline_too_late", "a deadline may be at most 7 days away")
+	}
+	return want, nil
 }
 
 // estimate is when the job should finish: for now the fleet's promise,
@@ -188,66 +286,84 @@ func accepts(list []string, ct string) bool {
 
 // readMultipart streams a multipart submit: fields are read with small
 // limits, the file part goes straight to S3 under its size limit.
-func (s *Server) readMultipart(ctx context.Context, r *http.Request, j *jobs.Job) (*submission, error) {
+func (s *Server) readMultipart(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return nil, errf(http.StatusBadRequest, "malformed_request", "bad multipart body: "+err.Error())
+		return errf(http.StatusBadRequest, "malformed_request", "bad multipart body: "+err.Error())
 	}
-	sub := &submission{}
+	hasFile := false
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			return sub, bodyError(err)
+			return bodyError(err)
 		}
 		name := part.FormName()
 		if name == "file" {
-			if sub.uploaded {
-				return sub, errf(http.StatusBadRequest, "malformed_request", "one file per job (POST /v1/batches takes many)")
+			if hasFile {
+				return errf(http.StatusBadRequest, "malformed_request", "one file per job (POST /v1/batches takes many)")
 			}
+			hasFile = true
 			if sub.model != "" {
 				// Refuse before uploading when the model is already known.
 				if m := s.model(sub.model); m == nil {
-					return sub, errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
+					return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
 				}
 			}
 			j.FileName = cleanFileName(part.FileName())
 			if err := s.upload(ctx, j, sub, part, part.Header.Get("Content-Type")); err != nil {
-				return sub, err
+				return err
 			}
 			continue
 		}
-		val, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
-		if err != nil {
-			return sub, bodyError(err)
-		}
-		if len(val) > maxFieldBytes {
-			return sub, errf(http.StatusBadRequest, "field_too_large", fmt.Sprintf("field %s is over %d bytes", name, maxFieldBytes))
-		}
-		if err := sub.setField(name, string(val)); err != nil {
-			return sub, err
+		if err := readField(part, sub); err != nil {
+			return err
 		}
 	}
-	if !sub.uploaded {
-		return sub, errf(http.StatusBadRequest, "missing_input", "a file part is required")
+	if !hasFile {
+		return errf(http.StatusBadRequest, "missing_input", "a file part is required")
 	}
-	return sub, nil
+	return nil
+}
+
+// readField reads one small form field into sub.
+func readField(part *multipart.Part, sub *submission) error {
+	name := part.FormName()
+	val, err := io.ReadAll(io.LimitReader(part, maxFieldBytes+1))
+	if err != nil {
+		return bodyError(err)
+	}
+	if len(val) > maxFieldBytes {
+		return errf(http.StatusBadRequest, "field_too_large", fmt.Sprintf("field %s is over %d bytes", name, maxFieldBytes))
+	}
+	return sub.setField(name, string(val))
 }
 
 // upload streams one input to S3, sniffing its type when the client did
-// not name one, and refusing it when it grows past the limit.
+// not name one, and refusing it when it grows past the limit. Replaying an
+// Idempotency-Key, it only reads (and fingerprints) the input.
 func (s *Server) upload(ctx context.Context, j *jobs.Job, sub *submission, r io.Reader, contentType string) error {
 	br := bufio.NewReaderSize(r, 4096)
-	ct, _, _ := mime.ParseMediaType(contentType)
-	if ct == "" || ct == "application/octet-stream" {
-		head, _ := br.Peek(512)
-		ct, _, _ = mime.ParseMediaType(http.DetectContentType(head))
+	head, _ := br.Peek(512)
+	ct := sniffType(contentType, head, j.FileName)
+	var src io.Reader = br
+	if sub.fp != nil {
+		src = io.TeeReader(br, sub.fp.file(j.FileName, contentType))
 	}
-	lr := &limitReader{r: br, left: s.cfg.MaxInputBytes}
-	n, err := s.cfg.Blob.Put(ctx, j.InputKey, lr, -1, ct)
-	sub.uploaded = true
+	lr := &limitReader{r: src, left: s.cfg.MaxInputBytes}
+	var n int64
+	var err error
+	if sub.dry {
+		n, err = io.Copy(io.Discard, lr)
+	} else {
+		n, err = s.cfg.Blob.Put(ctx, j.InputKey, lr, -1, ct)
+		sub.uploaded = true
+	}
+	if sub.fp != nil {
+		sub.fp.end()
+	}
 	if lr.over {
 		return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
 	}
@@ -263,6 +379,25 @@ func (s *Server) upload(ctx context.Context, j *jobs.Job, sub *submission, r io.
 	}
 	sub.contentType, sub.size = ct, n
 	return nil
+}
+
+// sniffType is an input's content type: the one the client named, else
+// what its first bytes look like, refined by its file name's extension
+// when the bytes say only "some bytes" or "some text" (JSON, .npy).
+func sniffType(declared string, head []byte, name string) string {
+	ct, _, _ := mime.ParseMediaType(declared)
+	if ct != "" && ct != "application/octet-stream" {
+		return ct
+	}
+	ct, _, _ = mime.ParseMediaType(http.DetectContentType(head))
+	if ct == "application/octet-stream" || ct == "text/plain" {
+		if ext := path.Ext(name); ext != "" {
+			if byExt, _, err := mime.ParseMediaType(mime.TypeByExtension(ext)); err == nil && byExt != "" {
+				return byExt
+			}
+		}
+	}
+	return ct
 }
 
 // limitReader fails once more than left bytes were read.
@@ -312,6 +447,12 @@ func (sub *submission) setField(name, val string) error {
 		return sub.setWebhook(val)
 	case "metadata":
 		return sub.setMetadata([]byte(val))
+	case "job_webhooks":
+		b, err := strconv.ParseBool(strings.TrimSpace(val))
+		if err != nil {
+			return errf(http.StatusBadRequest, "invalid_field", "job_webhooks must be true or false")
+		}
+		sub.jobWebhooks = b
 	}
 	// Unknown fields are ignored, so that newer clients work with older
 	// servers.
@@ -365,52 +506,59 @@ type jsonSubmit struct {
 	Metadata   json.RawMessage `json:"metadata"`
 }
 
-func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job) (*submission, error) {
+func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission) error {
 	var req jsonSubmit
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&req); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return nil, errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
+			return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
 		}
-		return nil, errf(http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error())
+		return errf(http.StatusBadRequest, "malformed_json", "the body is not valid JSON: "+err.Error())
 	}
-	sub := &submission{model: strings.TrimSpace(req.Model), deadlineMS: req.DeadlineMS}
+	sub.model, sub.deadlineMS = strings.TrimSpace(req.Model), req.DeadlineMS
 	if req.DeadlineMS < 0 {
-		return nil, errf(http.StatusBadRequest, "invalid_deadline", "deadline_ms must be non-negative")
+		return errf(http.StatusBadRequest, "invalid_deadline", "deadline_ms must be non-negative")
 	}
 	if req.Deadline != "" {
 		if err := sub.setField("deadline", req.Deadline); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err := sub.setWebhook(req.WebhookURL); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sub.setMetadata(req.Metadata); err != nil {
-		return nil, err
+		return err
 	}
 	if req.Input == nil || (req.Input.Data == nil && req.Input.UploadID == "") {
-		return nil, errf(http.StatusBadRequest, "missing_input", `input.data (base64) or input.upload_id is required`)
+		return errf(http.StatusBadRequest, "missing_input", `input.data (base64) or input.upload_id is required`)
 	}
-	if req.Input.UploadID != "" {
-		return nil, errf(http.StatusBadRequest, "uploads_unsupported", "presigned uploads are not available on this server yet; send input.data")
+	if req.Input.Data != nil && req.Input.UploadID != "" {
+		return errf(http.StatusBadRequest, "malformed_request", "send input.data or input.upload_id, not both")
 	}
 	// Check the model before storing anything.
 	if sub.model != "" && s.model(sub.model) == nil {
-		return nil, errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
+		return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
+	}
+	if req.Input.UploadID != "" {
+		sub.uploadID = req.Input.UploadID
+		if sub.dry {
+			return nil
+		}
+		return s.useUpload(ctx, j, sub)
 	}
 	if int64(base64.StdEncoding.DecodedLen(len(*req.Input.Data))) > s.cfg.MaxInputBytes+2 {
-		return nil, errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
+		return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
 	}
 	data, err := base64.StdEncoding.DecodeString(*req.Input.Data)
 	if err != nil {
-		return nil, errf(http.StatusUnprocessableEntity, "undecodable_input", "input.data is not valid base64")
+		return errf(http.StatusUnprocessableEntity, "undecodable_input", "input.data is not valid base64")
 	}
 	if int64(len(data)) > s.cfg.MaxInputBytes {
-		return nil, errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
+		return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
 	}
-	return sub, s.upload(ctx, j, sub, bytes.NewReader(data), req.Input.ContentType)
+	return s.upload(ctx, j, sub, bytes.NewReader(data), req.Input.ContentType)
 }
 
 // cleanFileName keeps the last path element of a client's file name,

@@ -36,9 +36,12 @@ type Config struct {
 	WebhookAllowNets string `yaml:"webhook_allow_nets" env:"INFERQ_WEBHOOK_ALLOW_NETS" flag:"webhook-allow-nets" usage:"comma-separated CIDRs webhooks may reach despite the SSRF guard"`
 	// JSReplicas is the replica count of the streams and buckets the fleet
 	// creates (3 on a 3-node NATS cluster).
-	JSReplicas int    `yaml:"js_replicas" env:"INFERQ_JS_REPLICAS" flag:"js-replicas" usage:"replicas of the JetStream streams and KV buckets (3 on a NATS cluster)"`
-	LogFormat  string `yaml:"log_format" env:"INFERQ_LOG_FORMAT" flag:"log-format" usage:"text or json (default: text on a terminal, else json)"`
-	LogLevel   string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
+	JSReplicas int `yaml:"js_replicas" env:"INFERQ_JS_REPLICAS" flag:"js-replicas" usage:"replicas of the JetStream streams and KV buckets (3 on a NATS cluster)"`
+	// WebhookRetrySchedule replaces the Standard Webhooks retry schedule
+	// (comma-separated durations; for tests and staging).
+	WebhookRetrySchedule string `yaml:"webhook_retry_schedule" env:"INFERQ_WEBHOOK_RETRY_SCHEDULE" flag:"webhook-retry-schedule" usage:"comma-separated retry delays replacing the webhook schedule (tests, staging)"`
+	LogFormat            string `yaml:"log_format" env:"INFERQ_LOG_FORMAT" flag:"log-format" usage:"text or json (default: text on a terminal, else json)"`
+	LogLevel             string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 
 	// Producer.
 	MaxInputBytes int64         `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
