@@ -44,7 +44,8 @@ RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache
 	set -eux; mkdir -p /out /empty; \
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o /out/ ./cmd/inferq; \
 	CGO_ENABLED=0 go build -ldflags='-s -w' -o /out/inferq-healthcheck ./deploy/healthcheck; \
-	CGO_ENABLED=1 go build -ldflags='-s -w' -o /out/ ./cmd/producer ./cmd/scheduler ./cmd/modelzoo ./cmd/worker
+	CGO_ENABLED=0 go build -ldflags='-s -w' -o /out/ ./cmd/producer ./cmd/scheduler; \
+	CGO_ENABLED=1 go build -ldflags='-s -w' -o /out/ ./cmd/modelzoo ./cmd/worker
 
 # ------------------------------------------------- ONNX Runtime and OCR models
 FROM ${NODE_IMAGE} AS npm
@@ -104,7 +105,7 @@ RUN set -eux; \
 
 # =================================================================== images
 
-FROM ${GLIBC_IMAGE} AS producer
+FROM ${STATIC_IMAGE} AS producer
 COPY --from=gobuild /out/producer /out/inferq-healthcheck /usr/local/bin/
 # The producer reads only the manifests, for the catalog and input checks.
 COPY --from=models /manifests /opt/inferq/models
@@ -119,7 +120,7 @@ EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=4s --start-period=30s --retries=3 CMD ["/usr/local/bin/inferq-healthcheck"]
 ENTRYPOINT ["/usr/local/bin/producer"]
 
-FROM ${GLIBC_IMAGE} AS scheduler
+FROM ${STATIC_IMAGE} AS scheduler
 COPY --from=gobuild /out/scheduler /out/inferq-healthcheck /usr/local/bin/
 ENV INFERQ_HTTP_ADDR=:8080 \
 	INFERQ_LOG_FORMAT=json

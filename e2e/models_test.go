@@ -7,7 +7,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 	"github.com/inferq/inferq/internal/models/zoo"
 )
@@ -58,18 +58,18 @@ func writeSlowModel(dir, name, version string, n int) error {
 	if err := m.WriteFile(filepath.Join(vdir, "model.onnx")); err != nil {
 		return err
 	}
-	man := models.Manifest{
+	man := catalog.Manifest{
 		Name: name, Version: version, Description: "test model: echo after a chain of matrix products",
-		Inputs:       []models.IOSpec{{Name: "data", DType: "uint8", Shape: []int64{-1, -1}}},
-		Outputs:      []models.IOSpec{{Name: "sum", DType: "float32", Shape: []int64{-1}}},
+		Inputs:       []catalog.IOSpec{{Name: "data", DType: "uint8", Shape: []int64{-1, -1}}},
+		Outputs:      []catalog.IOSpec{{Name: "sum", DType: "float32", Shape: []int64{-1}}},
 		ContentTypes: []string{"*/*"},
-		Preprocess:   models.Preprocess{Kind: "bytes", MaxLen: 4096},
-		Postprocess:  models.Postprocess{Kind: "echo"},
+		Preprocess:   catalog.Preprocess{Kind: "bytes", MaxLen: 4096},
+		Postprocess:  catalog.Postprocess{Kind: "echo"},
 		MaxBatch:     8,
 	}
 	b, err := yaml.Marshal(man)
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(vdir, models.ManifestFile), b, 0o644)
+	return os.WriteFile(filepath.Join(vdir, catalog.ManifestFile), b, 0o644)
 }

@@ -20,7 +20,7 @@ import (
 
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/queue"
 	"github.com/inferq/inferq/internal/tenants"
@@ -76,7 +76,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	mu      sync.RWMutex
-	catalog map[string]*models.Manifest
+	catalog map[string]*catalog.Manifest
 	m       metrics
 	limits  *rateLimits
 }
@@ -125,7 +125,7 @@ func New(cfg Config) (*Server, error) {
 
 // RefreshModels rereads the model catalog (new models and versions).
 func (s *Server) RefreshModels() error {
-	cat, err := models.Catalog(s.cfg.ModelsDir)
+	cat, err := catalog.Catalog(s.cfg.ModelsDir)
 	if err != nil {
 		return err
 	}
@@ -135,7 +135,7 @@ func (s *Server) RefreshModels() error {
 	return nil
 }
 
-func (s *Server) model(name string) *models.Manifest {
+func (s *Server) model(name string) *catalog.Manifest {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.catalog[name]
@@ -326,8 +326,8 @@ type modelInfo struct {
 	Name         string          `json:"name"`
 	Version      string          `json:"version"`
 	Description  string          `json:"description,omitempty"`
-	Inputs       []models.IOSpec `json:"inputs"`
-	Outputs      []models.IOSpec `json:"outputs"`
+	Inputs       []catalog.IOSpec `json:"inputs"`
+	Outputs      []catalog.IOSpec `json:"outputs"`
 	MaxBatch     int             `json:"max_batch"`
 	ContentTypes []string        `json:"content_types,omitempty"`
 }

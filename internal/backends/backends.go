@@ -19,7 +19,7 @@ import (
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/jobs"
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/queue"
 )
@@ -121,7 +121,7 @@ func (b *Backends) Close() {
 // returns a sync function that fetches new versions (call it before each
 // refresh); for a local directory sync does nothing.
 func (b *Backends) ModelsDir(ctx context.Context, cfg config.Config) (string, func(context.Context) error, error) {
-	bucket, prefix, ok := models.ParseS3(cfg.ModelsDir)
+	bucket, prefix, ok := catalog.ParseS3(cfg.ModelsDir)
 	if !ok {
 		return cfg.ModelsDir, func(context.Context) error { return nil }, nil
 	}
@@ -133,7 +133,7 @@ func (b *Backends) ModelsDir(ctx context.Context, cfg config.Config) (string, fu
 		}
 		local = filepath.Join(dir, "inferq", "models", bucket, prefix)
 	}
-	src := &models.S3Source{Client: b.Blob.Client(), Bucket: bucket, Prefix: prefix}
+	src := &catalog.S3Source{Client: b.Blob.Client(), Bucket: bucket, Prefix: prefix}
 	sync := func(ctx context.Context) error {
 		_, err := src.Sync(ctx, local)
 		return err

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"sync"
 
 	"github.com/inferq/inferq/internal/ort"
@@ -44,7 +45,7 @@ type pipeline interface {
 
 // Model is one loaded version of a model, with its sessions.
 type Model struct {
-	Manifest *Manifest
+	Manifest *catalog.Manifest
 	pipe     pipeline
 	sessions chan *ort.Session
 	all      []*ort.Session
@@ -54,7 +55,7 @@ type Model struct {
 	retired bool
 }
 
-func load(man *Manifest, opts ort.Options, instances int) (*Model, error) {
+func load(man *catalog.Manifest, opts ort.Options, instances int) (*Model, error) {
 	m := &Model{Manifest: man, sessions: make(chan *ort.Session, instances)}
 	var err error
 	if m.pipe, err = newPipeline(man, opts, instances); err != nil {
@@ -72,7 +73,7 @@ func load(man *Manifest, opts ort.Options, instances int) (*Model, error) {
 	return m, nil
 }
 
-func newPipeline(man *Manifest, opts ort.Options, instances int) (pipeline, error) {
+func newPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pipeline, error) {
 	switch man.Preprocess.Kind {
 	case "ocr":
 		return newOCRPipeline(man, opts, instances)
@@ -143,7 +144,7 @@ func (m *Model) Run(batch []Sample) ([]Outcome, error) {
 // bytesPipeline feeds raw bytes as a uint8 [N, L] tensor, zero-padded to
 // the longest in the batch: the echo model, which measures the fleet's
 // own overhead.
-type bytesPipeline struct{ man *Manifest }
+type bytesPipeline struct{ man *catalog.Manifest }
 
 type bytesSample struct {
 	head   []byte

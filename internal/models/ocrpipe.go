@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"image"
 	"os"
 
@@ -15,14 +16,14 @@ import (
 // recognition of each line, batched over the lines, on the "rec" graph
 // with the "dict" character list.
 type ocrPipeline struct {
-	man    *Manifest
+	man    *catalog.Manifest
 	dict   []string
 	params ocr.Params
 	recs   chan *ort.Session
 	all    []*ort.Session
 }
 
-func newOCRPipeline(man *Manifest, opts ort.Options, instances int) (pipeline, error) {
+func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pipeline, error) {
 	if man.Postprocess.Kind != "ocr" {
 		return nil, fmt.Errorf("preprocess ocr goes with postprocess ocr, not %s", man.Postprocess.Kind)
 	}

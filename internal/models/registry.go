@@ -4,84 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/ort"
 )
 
 // ErrUnknownModel is a model the registry does not serve.
 var ErrUnknownModel = errors.New("unknown model")
-
-// Catalog reads the newest version of every model under dir, without
-// opening any session: what the producer needs to accept or refuse jobs
-// and to list models.
-func Catalog(dir string) (map[string]*Manifest, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("models dir: %w", err)
-	}
-	out := map[string]*Manifest{}
-	for _, e := range entries {
-		if !e.IsDir() || !ValidName(e.Name()) {
-			continue
-		}
-		m, err := Latest(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		if m != nil {
-			out[m.Name] = m
-		}
-	}
-	return out, nil
-}
-
-// Latest reads the newest version under a model's directory, or nil when
-// it has none. Versions compare as numbers when both are numbers, else as
-// strings.
-func Latest(modelDir string) (*Manifest, error) {
-	entries, err := os.ReadDir(modelDir)
-	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", modelDir, err)
-	}
-	var versions []string
-	for _, e := range entries {
-		if e.IsDir() && ValidName(e.Name()) {
-			if _, err := os.Stat(filepath.Join(modelDir, e.Name(), ManifestFile)); err == nil {
-				versions = append(versions, e.Name())
-			}
-		}
-	}
-	if len(versions) == 0 {
-		return nil, nil
-	}
-	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[i], versions[j]) })
-	v := versions[len(versions)-1]
-	m, err := LoadManifest(filepath.Join(modelDir, v))
-	if err != nil {
-		return nil, err
-	}
-	if want := filepath.Base(modelDir); m.Name != want {
-		return nil, fmt.Errorf("model %s: manifest names %q", modelDir, m.Name)
-	}
-	if m.Version != v {
-		return nil, fmt.Errorf("model %s: version directory %s holds version %q", modelDir, v, m.Version)
-	}
-	return m, nil
-}
-
-func versionLess(a, b string) bool {
-	x, errA := strconv.ParseUint(a, 10, 64)
-	y, errB := strconv.ParseUint(b, 10, 64)
-	if errA == nil && errB == nil {
-		return x < y
-	}
-	return a < b
-}
 
 // Registry holds the models a worker serves, each at its newest version,
 // with ONNX Runtime sessions open. A new version found by Refresh replaces
@@ -130,7 +61,7 @@ func Open(dir string, only []string, opts ort.Options, instances int, log *slog.
 func (r *Registry) Refresh() ([]string, error) { return r.refresh(false) }
 
 func (r *Registry) refresh(initial bool) ([]string, error) {
-	cat, err := Catalog(r.dir)
+	cat, err := catalog.Catalog(r.dir)
 	if err != nil {
 		return nil, err
 	}

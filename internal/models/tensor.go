@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"math"
 	"os"
 	"slices"
@@ -18,7 +19,7 @@ import (
 // tensorPipeline serves models whose one input is a tensor made from an
 // image or a tensor upload, and whose output is read by top-k or raw.
 type tensorPipeline struct {
-	man    *Manifest
+	man    *catalog.Manifest
 	image  *preprocess.ImageSpec
 	tensor *preprocess.TensorSpec
 	dtype  ort.DType
@@ -33,7 +34,7 @@ type tensorSample struct {
 	shape  []int64
 }
 
-func newTensorPipeline(man *Manifest, _ ort.Options) (pipeline, error) {
+func newTensorPipeline(man *catalog.Manifest, _ ort.Options) (pipeline, error) {
 	if len(man.Inputs) != 1 {
 		return nil, fmt.Errorf("%s preprocessing feeds one input; the manifest declares %d", man.Preprocess.Kind, len(man.Inputs))
 	}

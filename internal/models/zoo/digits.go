@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"sync"
 
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -400,7 +400,7 @@ func digitsBundle() (*bundle, error) {
 	return &bundle{
 		model: m,
 		files: map[string][]byte{"labels.txt": []byte("0\n1\n2\n3\n4\n5\n6\n7\n8\n9\n")},
-		manifest: models.Manifest{
+		manifest: catalog.Manifest{
 			Description:  "Handwritten digit classifier (MLP 64-64-10) trained by inferq on the UCI optical digits data (Alpaydin & Kaynak 1998, CC BY 4.0): an image of one digit, dark on light or light on dark, in; the digit out.",
 			Inputs:       ioSpecs(m.Graph.Inputs),
 			Outputs:      ioSpecs(m.Graph.Outputs),
@@ -408,11 +408,11 @@ func digitsBundle() (*bundle, error) {
 			// The data is light ink (16) on a dark ground (0): invert
 			// "auto" makes the upload's background dark, and 16/255
 			// brings 0..255 to the data's 0..16.
-			Preprocess: models.Preprocess{
+			Preprocess: catalog.Preprocess{
 				Kind: "image", Width: 8, Height: 8, Resize: "stretch", Color: "gray", Layout: "nchw",
 				Invert: "auto", Scale: 16.0 / 255,
 			},
-			Postprocess: models.Postprocess{Kind: "topk", TopK: 3, Softmax: true},
+			Postprocess: catalog.Postprocess{Kind: "topk", TopK: 3, Softmax: true},
 			MaxBatch:    64,
 			Files:       map[string]string{"labels": "labels.txt"},
 		},

@@ -1,7 +1,7 @@
 package zoo
 
 import (
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -24,13 +24,13 @@ func echoBundle() (*bundle, error) {
 	m := EchoModel()
 	return &bundle{
 		model: m,
-		manifest: models.Manifest{
+		manifest: catalog.Manifest{
 			Description:  "Overhead probe: the sum of the uploaded bytes (input zero-padded to the batch's longest, at most max_len).",
 			Inputs:       ioSpecs(m.Graph.Inputs),
 			Outputs:      ioSpecs(m.Graph.Outputs),
 			ContentTypes: []string{"*/*"},
-			Preprocess:   models.Preprocess{Kind: "bytes", MaxLen: 4096},
-			Postprocess:  models.Postprocess{Kind: "echo"},
+			Preprocess:   catalog.Preprocess{Kind: "bytes", MaxLen: 4096},
+			Postprocess:  catalog.Postprocess{Kind: "echo"},
 			MaxBatch:     64,
 			MaxWaitMS:    2,
 		},

@@ -7,7 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -52,14 +52,14 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 		}
 		return &bundle{
 			links: srcs,
-			manifest: models.Manifest{
+			manifest: catalog.Manifest{
 				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over ppocr_keys_v1.txt); a page image in, its text lines with boxes out.",
 				File:         "det.onnx",
 				Inputs:       ioSpecs(det.Inputs),
 				Outputs:      ioSpecs(det.Outputs),
 				ContentTypes: []string{"image/*"},
-				Preprocess:   models.Preprocess{Kind: "ocr"},
-				Postprocess:  models.Postprocess{Kind: "ocr"},
+				Preprocess:   catalog.Preprocess{Kind: "ocr"},
+				Postprocess:  catalog.Postprocess{Kind: "ocr"},
 				MaxBatch:     4,
 				Files:        map[string]string{"rec": "rec.onnx", "dict": OCRDictSource},
 			},

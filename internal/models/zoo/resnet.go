@@ -6,7 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -173,16 +173,16 @@ func resnetBundle(depth int) (*bundle, error) {
 	return &bundle{
 		model: m,
 		files: map[string][]byte{"labels.txt": classLabels()},
-		manifest: models.Manifest{
+		manifest: catalog.Manifest{
 			Description:  fmt.Sprintf("ResNet-%d (torchvision architecture), UNTRAINED: fixed seeded weights (seed %d), for throughput work only; its top-5 labels class_0..class_999 mean nothing.", depth, resnetSeed),
-			Inputs:       []models.IOSpec{{Name: "input", DType: "float32", Shape: []int64{-1, 3, 224, 224}}},
+			Inputs:       []catalog.IOSpec{{Name: "input", DType: "float32", Shape: []int64{-1, 3, 224, 224}}},
 			Outputs:      ioSpecs(m.Graph.Outputs),
 			ContentTypes: []string{"image/*"},
-			Preprocess: models.Preprocess{
+			Preprocess: catalog.Preprocess{
 				Kind: "image", Width: 224, Height: 224, Resize: "crop", Color: "rgb", Layout: "nchw",
 				Scale: 1.0 / 255, Mean: imageNetMean, Std: imageNetStd,
 			},
-			Postprocess: models.Postprocess{Kind: "topk", TopK: 5, Softmax: true},
+			Postprocess: catalog.Postprocess{Kind: "topk", TopK: 5, Softmax: true},
 			MaxBatch:    32,
 			Files:       map[string]string{"labels": "labels.txt"},
 		},

@@ -23,7 +23,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -92,7 +92,7 @@ var recipes = map[string]recipe{
 
 // bundle is everything one model version directory holds.
 type bundle struct {
-	manifest models.Manifest
+	manifest catalog.Manifest
 	model    *onnxpb.Model     // written as manifest.File
 	files    map[string][]byte // more files, by name
 	links    map[string]string // files hard-linked (or copied) in: name -> source path
@@ -154,10 +154,10 @@ func write(outDir, name, key string, mk func() (*bundle, error)) (Result, error)
 		return res, err
 	}
 	mb = append([]byte("# Written by inferq's model zoo (cmd/modelzoo); rebuilt, not edited.\n"), mb...)
-	if err := os.WriteFile(filepath.Join(tmp, models.ManifestFile), mb, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(tmp, catalog.ManifestFile), mb, 0o644); err != nil {
 		return res, err
 	}
-	if _, err := models.LoadManifest(tmp); err != nil {
+	if _, err := catalog.LoadManifest(tmp); err != nil {
 		return res, fmt.Errorf("%s: the manifest written does not load: %w", name, err)
 	}
 	st := stamp{Recipe: key, Files: map[string]string{}}
@@ -285,12 +285,12 @@ func linkOrCopy(src, dst string) error {
 }
 
 // ioSpec turns a declared graph edge into the manifest's form.
-func ioSpec(v onnxpb.ValueInfo) models.IOSpec {
-	return models.IOSpec{Name: v.Name, DType: v.DType.String(), Shape: onnxpb.Dims(v.Shape)}
+func ioSpec(v onnxpb.ValueInfo) catalog.IOSpec {
+	return catalog.IOSpec{Name: v.Name, DType: v.DType.String(), Shape: onnxpb.Dims(v.Shape)}
 }
 
-func ioSpecs(vs []onnxpb.ValueInfo) []models.IOSpec {
-	out := make([]models.IOSpec, len(vs))
+func ioSpecs(vs []onnxpb.ValueInfo) []catalog.IOSpec {
+	out := make([]catalog.IOSpec, len(vs))
 	for i, v := range vs {
 		out[i] = ioSpec(v)
 	}

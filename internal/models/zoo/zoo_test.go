@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/inferq/inferq/internal/fleettest"
-	"github.com/inferq/inferq/internal/models"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/ort"
 )
 
@@ -24,14 +24,14 @@ func initORT(t *testing.T) {
 
 // openBuilt builds name into a fresh directory and opens it in ONNX
 // Runtime, checking the session declares what the manifest says.
-func openBuilt(t *testing.T, name string) (*models.Manifest, *ort.Session) {
+func openBuilt(t *testing.T, name string) (*catalog.Manifest, *ort.Session) {
 	t.Helper()
 	initORT(t)
 	dir := t.TempDir()
 	if err := Build(dir, name); err != nil {
 		t.Fatal(err)
 	}
-	m, err := models.LoadManifest(filepath.Join(dir, name, Version))
+	m, err := catalog.LoadManifest(filepath.Join(dir, name, Version))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +45,7 @@ func openBuilt(t *testing.T, name string) (*models.Manifest, *ort.Session) {
 	return m, s
 }
 
-func checkIO(t *testing.T, what string, specs []models.IOSpec, got []ort.IO) {
+func checkIO(t *testing.T, what string, specs []catalog.IOSpec, got []ort.IO) {
 	t.Helper()
 	if len(specs) != len(got) {
 		t.Fatalf("%ss: manifest has %d, graph %d", what, len(specs), len(got))
@@ -130,7 +130,7 @@ func TestBuildOCR(t *testing.T) {
 	if err := BuildOCR(dir, src); err != nil {
 		t.Fatal(err)
 	}
-	m, err := models.LoadManifest(filepath.Join(dir, "ocr", Version))
+	m, err := catalog.LoadManifest(filepath.Join(dir, "ocr", Version))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,8 @@
-package models
+// Package catalog reads inferq's model directories without running them:
+// manifests, versions, and the mirror of a models directory kept in S3.
+// The producer lists and checks models with it; the registry in package
+// models loads what it finds. It needs no cgo.
+package catalog
 
 import (
 	"errors"
@@ -6,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"sort"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 )
@@ -133,4 +139,71 @@ func (m *Manifest) Validate() error {
 		return fmt.Errorf("postprocess.kind %q: want echo, topk, raw or ocr", m.Postprocess.Kind)
 	}
 	return nil
+}
+
+// Catalog reads the newest version of every model under dir, without
+// opening any session: what the producer needs to accept or refuse jobs
+// and to list models.
+func Catalog(dir string) (map[string]*Manifest, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("models dir: %w", err)
+	}
+	out := map[string]*Manifest{}
+	for _, e := range entries {
+		if !e.IsDir() || !ValidName(e.Name()) {
+			continue
+		}
+		m, err := Latest(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if m != nil {
+			out[m.Name] = m
+		}
+	}
+	return out, nil
+}
+
+// Latest reads the newest version under a model's directory, or nil when
+// it has none. Versions compare as numbers when both are numbers, else as
+// strings.
+func Latest(modelDir string) (*Manifest, error) {
+	entries, err := os.ReadDir(modelDir)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", modelDir, err)
+	}
+	var versions []string
+	for _, e := range entries {
+		if e.IsDir() && ValidName(e.Name()) {
+			if _, err := os.Stat(filepath.Join(modelDir, e.Name(), ManifestFile)); err == nil {
+				versions = append(versions, e.Name())
+			}
+		}
+	}
+	if len(versions) == 0 {
+		return nil, nil
+	}
+	sort.Slice(versions, func(i, j int) bool { return versionLess(versions[i], versions[j]) })
+	v := versions[len(versions)-1]
+	m, err := LoadManifest(filepath.Join(modelDir, v))
+	if err != nil {
+		return nil, err
+	}
+	if want := filepath.Base(modelDir); m.Name != want {
+		return nil, fmt.Errorf("model %s: manifest names %q", modelDir, m.Name)
+	}
+	if m.Version != v {
+		return nil, fmt.Errorf("model %s: version directory %s holds version %q", modelDir, v, m.Version)
+	}
+	return m, nil
+}
+
+func versionLess(a, b string) bool {
+	x, errA := strconv.ParseUint(a, 10, 64)
+	y, errB := strconv.ParseUint(b, 10, 64)
+	if errA == nil && errB == nil {
+		return x < y
+	}
+	return a < b
 }
