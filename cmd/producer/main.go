@@ -14,6 +14,7 @@ import (
 	"github.com/inferq/inferq/internal/api"
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/coord"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/tenants"
@@ -63,9 +64,21 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer delivery.Shutdown()
+	modelsDir, syncModels, err := b.ModelsDir(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	kv, err := coord.Open(ctx, b.JS, cfg.JSReplicas)
+	if err != nil {
+		return err
+	}
+	estimates, err := coord.WatchEstimates(ctx, kv.State)
+	if err != nil {
+		return err
+	}
 	a, err := api.New(api.Config{
-		Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg,
-		ModelsDir: cfg.ModelsDir, MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
+		Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg, Estimates: estimates,
+		ModelsDir: modelsDir, MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
 		Notifier:     notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}),
 		WebhookGuard: guard, WebhookGone: gone,
 		Log: log, Metrics: srv.Registry,
@@ -88,6 +101,9 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				if err := syncModels(ctx); err != nil {
+					log.Warn("sync models", "err", err)
+				}
 				if err := a.RefreshModels(); err != nil {
 					log.Warn("refresh models", "err", err)
 				}

@@ -34,17 +34,21 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	if threads == 0 && !dev.CUDA {
 		threads = max(1, runtime.GOMAXPROCS(0)/cfg.Instances)
 	}
-	reg, err := models.Open(cfg.ModelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
-	if err != nil {
-		return err
-	}
-	defer reg.Close()
-	log.Info("worker starting", "device", dev.String(), "ort_version", ort.Version(), "models", reg.Names(), "threads", threads, "instances", cfg.Instances)
 	b, err := backends.Connect(ctx, cfg, "inferq-worker", 60*time.Second, log)
 	if err != nil {
 		return err
 	}
 	defer b.Close()
+	modelsDir, syncModels, err := b.ModelsDir(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	reg, err := models.Open(modelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	log.Info("worker starting", "device", dev.String(), "ort_version", ort.Version(), "models", reg.Names(), "threads", threads, "instances", cfg.Instances)
 	srv := ops.NewServer()
 	b.AddChecks(srv)
 	ln, err := ops.Listen(cfg.HTTPAddr, 32)
@@ -63,6 +67,9 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 			case <-ctx.Done():
 				return
 			case <-t.C:
+				if err := syncModels(ctx); err != nil {
+					log.Warn("sync models", "err", err)
+				}
 				if _, err := reg.Refresh(); err != nil {
 					log.Warn("refresh models", "err", err)
 				}

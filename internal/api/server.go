@@ -34,6 +34,11 @@ type Config struct {
 	NATS    *nats.Conn
 	JS      jetstream.JetStream
 	Tenants *tenants.Registry
+	// Estimates, when set, are the scheduler's expected waits by model and
+	// tier, for the estimated completion a submit answers with.
+	Estimates interface {
+		Wait(model, tier string) (time.Duration, bool)
+	}
 	// ModelsDir is read for the catalog of models at start and on Refresh.
 	ModelsDir string
 	// MaxInputBytes bounds one input.
@@ -323,13 +328,13 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 
 // modelInfo is one entry of GET /v1/models.
 type modelInfo struct {
-	Name         string          `json:"name"`
-	Version      string          `json:"version"`
-	Description  string          `json:"description,omitempty"`
+	Name         string           `json:"name"`
+	Version      string           `json:"version"`
+	Description  string           `json:"description,omitempty"`
 	Inputs       []catalog.IOSpec `json:"inputs"`
 	Outputs      []catalog.IOSpec `json:"outputs"`
-	MaxBatch     int             `json:"max_batch"`
-	ContentTypes []string        `json:"content_types,omitempty"`
+	MaxBatch     int              `json:"max_batch"`
+	ContentTypes []string         `json:"content_types,omitempty"`
 }
 
 func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, _ *tenants.Tenant) error {

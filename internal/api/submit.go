@@ -242,14 +242,18 @@ func (s *Server) deadline(t *tenants.Tenant, created time.Time, sub *submission)
 	return want, nil
 }
 
-// estimate is when the job should finish: for now the fleet's promise,
-// the earlier of a second from now and the deadline.
+// estimate is when the job should finish: now plus the wait the leading
+// scheduler expects for its model and tier (queue ahead, the fleet's
+// measured rate, the tier's share), published in NATS KV. It is not
+// clamped to the deadline: a job expected late is told so. Without an
+// estimate yet (no scheduler has measured the model), it says a second.
 func (s *Server) estimate(j *jobs.Job) time.Time {
-	est := j.CreatedAt.Add(time.Second)
-	if j.Deadline.Before(est) {
-		return j.Deadline
+	if s.cfg.Estimates != nil {
+		if wait, ok := s.cfg.Estimates.Wait(j.Model, j.Tier); ok && wait > 0 {
+			return j.CreatedAt.Add(wait)
+		}
 	}
-	return est
+	return j.CreatedAt.Add(time.Second)
 }
 
 func (s *Server) checkModel(name, contentType string) error {
