@@ -14,7 +14,10 @@ import (
 	"image"
 	"image/color"
 	"image/png"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"syscall"
@@ -106,7 +109,81 @@ func (d *demo) where() {
 
 // steps are the demo's parts, in order; each submits through the API and
 // prints what came back.
-var steps = []func(context.Context, *demo) error{echoStep, ocrStep, digitsStep}
+var steps = []func(context.Context, *demo) error{echoStep, ocrStep, digitsStep, bulkStep}
+
+// bulkStep submits a directory of pages and digits as one batch with the
+// CLI (progress bars for the upload and for completion), with a webhook to
+// a receiver here that verifies each signature and prints what arrives.
+func bulkStep(ctx context.Context, d *demo) error {
+	step("bulk: the CLI submits a directory of 40 digit images as one batch, with a signed webhook")
+	dir := filepath.Join(d.dir, "scans")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	samples, _, err := zoo.DigitsHeldOut()
+	if err != nil {
+		return err
+	}
+	for i := 0; i < 40; i++ {
+		b, err := digitPNG(samples[i], 32, i%2 == 0)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("digit-%02d.png", i)), b, 0o644); err != nil {
+			return err
+		}
+	}
+	got := make(chan *client.WebhookEvent, 100)
+	secret := d.fleet.Tenants["acme"].WebhookSecret
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: client.WebhookHandler(secret, func(_ context.Context, e *client.WebhookEvent) error {
+		got <- e
+		return nil
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	hook := "http://" + ln.Addr().String() + "/hooks/inferq"
+	fmt.Printf("    webhook receiver %s (verifies signatures with the tenant's secret)\n", hook)
+	fmt.Printf("    $ inferq submit --model digits --wait --webhook %s %s\n", hook, dir)
+	cmd := exec.CommandContext(ctx, filepath.Join(d.dir, "bin", "inferq"), "submit", "--model", "digits", "--wait",
+		"--progress", "always", "--webhook", hook, dir)
+	cmd.Env = append(os.Environ(), "INFERQ_URL="+d.fleet.URL, "INFERQ_API_KEY="+d.fleet.Tenants["acme"].Key)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("inferq submit: %w", err)
+	}
+	select {
+	case e := <-got:
+		fmt.Printf("    webhook received: id %s, type %s, signature verified\n", e.ID, e.Type)
+		if b, err := e.Batch(); err == nil {
+			fmt.Printf("      batch %s: %d jobs, %d met their deadline\n", b.ID, b.Jobs, b.MetDeadline)
+		}
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("no webhook arrived within 30s")
+	}
+	return nil
+}
+
+// digitPNG draws a UCI digit (8x8, ink high) size x size, dark on light or
+// light on dark.
+func digitPNG(d zoo.Digit, size int, darkOnLight bool) ([]byte, error) {
+	img := image.NewGray(image.Rect(0, 0, size, size))
+	for y := 0; y < size; y++ {
+		for x := 0; x < size; x++ {
+			v := uint8(int(d[(y*8/size)*8+x*8/size]) * 255 / 16)
+			if darkOnLight {
+				v = 255 - v
+			}
+			img.SetGray(x, y, color.Gray{Y: v})
+		}
+	}
+	var b bytes.Buffer
+	err := png.Encode(&b, img)
+	return b.Bytes(), err
+}
 
 func ocrStep(ctx context.Context, d *demo) error {
 	step("ocr: a page rendered here (Go Regular, 28 px), read by PP-OCRv4")
@@ -152,21 +229,12 @@ func digitsStep(ctx context.Context, d *demo) error {
 	}
 	right, n := 0, 0
 	for i := 0; i < 6; i++ {
-		img := image.NewGray(image.Rect(0, 0, 48, 48))
-		for y := 0; y < 48; y++ {
-			for x := 0; x < 48; x++ {
-				v := uint8(int(samples[i][(y/6)*8+x/6]) * 255 / 16)
-				if i%2 == 0 {
-					v = 255 - v // dark ink on light paper
-				}
-				img.SetGray(x, y, color.Gray{Y: v})
-			}
-		}
-		var b bytes.Buffer
-		if err := png.Encode(&b, img); err != nil {
+		pic, err := digitPNG(samples[i], 48, i%2 == 0)
+		if err != nil {
 			return err
 		}
-		j, err := d.c.Submit(ctx, client.Submit{Model: "digits", Input: &b, FileName: fmt.Sprintf("digit-%d.png", i), ContentType: "image/png"})
+		b := bytes.NewReader(pic)
+		j, err := d.c.Submit(ctx, client.Submit{Model: "digits", Input: b, FileName: fmt.Sprintf("digit-%d.png", i), ContentType: "image/png"})
 		if err != nil {
 			return err
 		}
