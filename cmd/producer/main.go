@@ -93,22 +93,6 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	log.Info("producer listening", "addr", ln.Addr().String(), "tenants", len(reg.Names()), "models_dir", cfg.ModelsDir,
 		"webhook_allow_nets", cfg.WebhookAllowNets, "webhook_retry_schedule", schedule)
-	go func() {
-		t := time.NewTicker(cfg.ModelsRefresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := syncModels(ctx); err != nil {
-					log.Warn("sync models", "err", err)
-				}
-				if err := a.RefreshModels(); err != nil {
-					log.Warn("refresh models", "err", err)
-				}
-			}
-		}
-	}()
+	go backends.KeepModels(ctx, cfg.ModelsRefresh, syncModels, a.RefreshModels, log)
 	return ops.Serve(ctx, ln, srv.Mux(), 10*time.Second)
 }

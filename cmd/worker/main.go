@@ -59,23 +59,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	opsCtx, stopOps := context.WithCancel(context.Background())
 	defer stopOps()
 	go func() { _ = ops.Serve(opsCtx, ln, srv.Mux(), time.Second) }()
-	go func() {
-		t := time.NewTicker(cfg.ModelsRefresh)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := syncModels(ctx); err != nil {
-					log.Warn("sync models", "err", err)
-				}
-				if _, err := reg.Refresh(); err != nil {
-					log.Warn("refresh models", "err", err)
-				}
-			}
-		}
-	}()
+	go backends.KeepModels(ctx, cfg.ModelsRefresh, syncModels, func() error { _, err := reg.Refresh(); return err }, log)
 	// work outlives ctx by the drain timeout (or a second signal), so that
 	// the batches in hand finish and are acked.
 	work, cancelWork := context.WithCancel(context.Background())

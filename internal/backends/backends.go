@@ -143,3 +143,23 @@ func (b *Backends) ModelsDir(ctx context.Context, cfg config.Config) (string, fu
 	}
 	return local, sync, nil
 }
+
+// KeepModels fetches new model versions (sync) and reloads (reload) every
+// d until ctx ends: a process serves a new version without a restart.
+func KeepModels(ctx context.Context, d time.Duration, sync func(context.Context) error, reload func() error, log *slog.Logger) {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := sync(ctx); err != nil {
+				log.Warn("sync models", "err", err)
+			}
+			if err := reload(); err != nil {
+				log.Warn("refresh models", "err", err)
+			}
+		}
+	}
+}

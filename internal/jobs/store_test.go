@@ -13,20 +13,7 @@ import (
 	"github.com/inferq/inferq/internal/fleettest"
 )
 
-func startRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("store test: needs redis-server; skipped in -short mode")
-	}
-	srv, err := fleettest.StartRedis(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(5 * time.Second) })
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+func startRedis(t *testing.T) *redis.Client { return fleettest.Redis(t) }
 
 func TestStoreLifecycle(t *testing.T) {
 	rdb := startRedis(t)

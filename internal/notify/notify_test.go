@@ -17,20 +17,7 @@ import (
 	"github.com/inferq/inferq/internal/webhook"
 )
 
-func startRedis(t *testing.T) *redis.Client {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("starts redis-server: skipped in -short mode")
-	}
-	srv, err := fleettest.StartRedis(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(5 * time.Second) })
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
-}
+func startRedis(t *testing.T) *redis.Client { return fleettest.Redis(t) }
 
 func TestEventID(t *testing.T) {
 	a := EventID("job1", webhook.EventJobSucceeded)
