@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play the harness's helper processes (load
+// generators, the asynq peer's worker): the harness starts its own binary
+// again for them.
+func TestMain(m *testing.M) {
+	if IsChild() {
+		os.Exit(RunChild())
+	}
+	os.Exit(m.Run())
+}
+
+// TestScenariosTiny runs every scenario once at the tiny size against real
+// NATS, Redis, MinIO, ONNX Runtime and the fleet's binaries, so that the
+// harness keeps working as the fleet changes. It asserts what the report
+// holds, never how fast anything was.
+func TestScenariosTiny(t *testing.T) {
+	if testing.Short() {
+		t.Skip("TestScenariosTiny starts NATS, Redis, MinIO and the fleet: skipped in -short mode")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var log bytes.Buffer
+	rep, err := Run(ctx, Config{Size: Tiny(), Log: &log, Command: "go test ./internal/bench"})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	t.Log(log.String())
+	dir := t.TempDir()
+	if err := rep.Write(dir); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "benchmarks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkShape(t, b, ScenarioNames())
+	md, err := os.ReadFile(filepath.Join(dir, "benchmarks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range ScenarioNames() {
+		if !strings.Contains(string(md), "## "+name+":") {
+			t.Errorf("benchmarks.md has no section for %s", name)
+		}
+	}
+	// Every scenario that has a target reports it against a value it
+	// measured.
+	for name, s := range rep.Scenarios {
+		for k, tg := range s.Targets {
+			if math.IsNaN(tg.got) {
+				t.Errorf("%s: target %s has no measured value", name, k)
+			}
+		}
+	}
+}
+
+// checkShape checks the JSON form outside checks rely on: {"date",
+// "cores", "scenarios": {"<name>": {"ratios", "figures", "targets":
+// {"<name>": {"want", "met"}}}}}, with every scenario present and each
+// reporting at least one ratio.
+func checkShape(t *testing.T, b []byte, want []string) {
+	t.Helper()
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"date", "cores", "scenarios"} {
+		if _, ok := top[k]; !ok {
+			t.Fatalf("report has no %q: %s", k, b)
+		}
+	}
+	if len(top) != 3 {
+		t.Errorf("report has keys beyond date, cores, scenarios: %s", b)
+	}
+	var date string
+	if err := json.Unmarshal(top["date"], &date); err != nil || date == "" {
+		t.Errorf("date %s", top["date"])
+	}
+	var cores int
+	if err := json.Unmarshal(top["cores"], &cores); err != nil || cores < 1 {
+		t.Errorf("cores %s", top["cores"])
+	}
+	var scen map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(top["scenarios"], &scen); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range want {
+		s, ok := scen[name]
+		if !ok {
+			t.Errorf("no scenario %s", name)
+			continue
+		}
+		if len(s) != 3 {
+			t.Errorf("%s: keys %v, want ratios, figures, targets", name, sortedKeys(s))
+		}
+		var ratios, figures map[string]float64
+		var targets map[string]map[string]json.RawMessage
+		if err := json.Unmarshal(s["ratios"], &ratios); err != nil {
+			t.Errorf("%s ratios: %v", name, err)
+		}
+		if err := json.Unmarshal(s["figures"], &figures); err != nil {
+			t.Errorf("%s figures: %v", name, err)
+		}
+		if err := json.Unmarshal(s["targets"], &targets); err != nil {
+			t.Errorf("%s targets: %v", name, err)
+		}
+		if len(ratios) == 0 {
+			t.Errorf("%s reports no ratio", name)
+		}
+		for k, tg := range targets {
+			var w float64
+			var met bool
+			if len(tg) != 2 || json.Unmarshal(tg["want"], &w) != nil || json.Unmarshal(tg["met"], &met) != nil {
+				t.Errorf("%s target %s: %v, want {want: number, met: bool}", name, k, tg)
+			}
+		}
+	}
+}
+
+func TestReportShape(t *testing.T) {
+	r := newResult("x", "title", "about")
+	r.ratio("a_over_b", 1.5, "a over b")
+	r.ratio("bad", math.NaN(), "unmeasurable")
+	r.figure("a_per_s", 1234.5678, "jobs/s")
+	r.atLeast("a_over_b", 2, "a at least twice b")
+	r.atLeast("missing", 1, "not measured")
+	rep := &Report{Date: "2026-11-29", Cores: 2}
+	rep.add(r)
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkShape(t, b, []string{"x"})
+	if _, ok := r.Ratios["bad"]; ok {
+		t.Error("a NaN ratio went into the report")
+	}
+	if tg := r.Targets["a_over_b"]; tg.Met || tg.Want != 2 {
+		t.Errorf("target %+v", tg)
+	}
+	if tg := r.Targets["missing"]; tg.Met {
+		t.Error("a target on nothing measured is met")
+	}
+	md := rep.Markdown()
+	for _, want := range []string{"## Ratios", "| x | a_over_b | 1.50 | ≥ 2.00 | **not met** |", "cores: 2"} {
+		if !strings.Contains(md, want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md)
+		}
+	}
+	if i, j := strings.Index(md, "| ratio |"), strings.Index(md, "| figure |"); i < 0 || j < i {
+		t.Error("ratios do not come before figures")
+	}
+}
+
+func TestPercentile(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3}
+	for _, c := range []struct{ p, want float64 }{{50, 3}, {99, 5}, {20, 1}, {100, 5}} {
+		if got := percentile(xs, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if !math.IsNaN(percentile(nil, 50)) {
+		t.Error("percentile of nothing is not NaN")
+	}
+	if got := ratioOfRounds([]float64{2, 4}, []float64{1, 4}); got != 1.5 {
+		t.Errorf("ratioOfRounds = %v", got)
+	}
+}
+
+func TestScaledTraces(t *testing.T) {
+	full, short := scaled(1), scaled(0.01)
+	if len(full) != len(short) {
+		t.Fatal("scaling changed the traces")
+	}
+	for i := range full {
+		if short[i].Duration >= full[i].Duration {
+			t.Errorf("%s not shortened", full[i].Name)
+		}
+	}
+}
