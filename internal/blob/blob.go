@@ -4,12 +4,14 @@
 package blob
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/url"
 	"strings"
+	"sync"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -96,13 +98,31 @@ func (s *Store) Ping(ctx context.Context) error {
 // partSize bounds the memory one streamed upload of unknown size holds.
 const partSize = 5 << 20
 
+// smallObject is the size under which an upload of unknown size is read
+// into memory and sent as one PUT: a stream of unknown size costs a
+// multipart upload (three requests and a part buffer) even for a few KB.
+const smallObject = 1 << 20
+
+var smallBufs = sync.Pool{New: func() any { b := make([]byte, smallObject+1); return &b }}
+
 // Put streams r to key. size may be -1 when unknown; the reader's error
 // (for example a size limit) ends the upload and is returned wrapped.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) (int64, error) {
-	info, err := s.c.PutObject(ctx, s.bucket, key, r, size, minio.PutObjectOptions{
-		ContentType: contentType,
-		PartSize:    partSize,
-	})
+	opts := minio.PutObjectOptions{ContentType: contentType, PartSize: partSize}
+	if size < 0 {
+		bp := smallBufs.Get().(*[]byte)
+		defer smallBufs.Put(bp)
+		n, err := io.ReadFull(r, *bp)
+		switch {
+		case errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+			r, size = bytes.NewReader((*bp)[:n]), int64(n)
+		case err != nil:
+			return 0, fmt.Errorf("put %s: %w", key, err)
+		default:
+			r = io.MultiReader(bytes.NewReader((*bp)[:n]), r)
+		}
+	}
+	info, err := s.c.PutObject(ctx, s.bucket, key, r, size, opts)
 	if err != nil {
 		return 0, fmt.Errorf("put %s: %w", key, err)
 	}

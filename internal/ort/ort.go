@@ -91,6 +91,12 @@ type Options struct {
 	// IntraOpThreads is ONNX Runtime's intra-op pool size; 0 lets it choose
 	// (one per core it can see).
 	IntraOpThreads int
+	// Spin lets idle intra-op threads spin waiting for work, as ONNX
+	// Runtime does by default. It is off unless set: in a worker the same
+	// cores decode the next batch and talk to S3, Redis and NATS between
+	// runs, and spinning threads burn them (the benchmark's profile of an
+	// echo worker showed half its CPU spinning in libonnxruntime).
+	Spin bool
 }
 
 // DType is a tensor element type the fleet moves around.
@@ -155,6 +161,11 @@ func Open(path string, opts Options) (*Session, error) {
 	}
 	if err := so.SetInterOpNumThreads(1); err != nil {
 		return nil, fmt.Errorf("inter-op threads: %w", err)
+	}
+	if !opts.Spin {
+		if err := so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0"); err != nil {
+			return nil, fmt.Errorf("session options: %w", err)
+		}
 	}
 	if opts.Device.CUDA {
 		cuda, err := onnx.NewCUDAProviderOptions()
