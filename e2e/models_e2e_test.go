@@ -10,6 +10,8 @@ import (
 	"image/color"
 	"image/jpeg"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -337,5 +339,53 @@ func TestModelVersionSwap(t *testing.T) {
 	t.Logf("versions run: %v", versions)
 	if versions["1"] == 0 || versions["2"] == 0 || len(versions) != 2 {
 		t.Fatalf("versions %v: want jobs on both 1 and 2 and nothing else", versions)
+	}
+}
+
+// TestLargeResultStoredInS3: a result over the inline limit is stored in
+// S3 and served by GET /v1/jobs/<id>/output to its tenant only.
+func TestLargeResultStoredInS3(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_MAX_INLINE_RESULT=256"}})
+	ctx := ctxT(t, 2*time.Minute)
+	page, err := pages.PNG(pages.Regular, 28, pages.Lines[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := f.client("acme")
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(page), ContentType: "image/png"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = c.Wait(ctx, j.ID); err != nil || j.Status != "succeeded" {
+		t.Fatalf("ocr job: %v %+v", err, j)
+	}
+	var ref struct {
+		Stored    bool   `json:"stored"`
+		Bytes     int    `json:"bytes"`
+		OutputURL string `json:"output_url"`
+	}
+	if err := json.Unmarshal(j.Result, &ref); err != nil || !ref.Stored || ref.OutputURL != "/v1/jobs/"+j.ID+"/output" || ref.Bytes <= 256 {
+		t.Fatalf("result %s: want a pointer to the stored output", j.Result)
+	}
+	get := func(key string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+ref.OutputURL, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	st, body := get(f.Tenants["acme"].Key)
+	var out struct {
+		Lines []struct{ Text string } `json:"lines"`
+	}
+	if st != 200 || len(body) != ref.Bytes || json.Unmarshal(body, &out) != nil || len(out.Lines) != len(pages.Lines[1]) {
+		t.Fatalf("output: %d, %d bytes (want %d): %.200s", st, len(body), ref.Bytes, body)
+	}
+	if st, _ := get(f.Tenants["globex"].Key); st != 404 {
+		t.Fatalf("another tenant's output: %d, want 404", st)
 	}
 }

@@ -8,8 +8,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -150,6 +152,7 @@ func (s *Server) model(name string) *catalog.Manifest {
 func (s *Server) Routes(mux *http.ServeMux) {
 	mux.Handle("POST /v1/jobs", s.handle("submit", s.limited(s.submit)))
 	mux.Handle("GET /v1/jobs/{id}", s.handle("get_job", s.getJob))
+	mux.Handle("GET /v1/jobs/{id}/output", s.handle("job_output", s.getOutput))
 	mux.Handle("GET /v1/jobs/{id}/events", s.handle("job_events", s.events))
 	mux.Handle("POST /v1/jobs/{id}/cancel", s.handle("cancel", s.cancel))
 	mux.Handle("POST /v1/batches", s.handle("submit_batch", s.limited(s.submitBatch)))
@@ -355,4 +358,25 @@ func sortModels(ms []modelInfo) {
 			ms[j], ms[j-1] = ms[j-1], ms[j]
 		}
 	}
+}
+
+// getOutput streams a result too large for the job record, which the
+// worker stored in S3; the record's result says so ("output_url").
+func (s *Server) getOutput(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
+	j, err := s.loadOwned(r.Context(), r.PathValue("id"), t)
+	if err != nil {
+		return err
+	}
+	body, size, err := s.cfg.Blob.Open(r.Context(), blob.ResultKey(j.Tenant, j.ID))
+	if errors.Is(err, blob.ErrNotFound) {
+		return errf(http.StatusNotFound, "no_stored_output", "this job's result is in the job itself (GET /v1/jobs/<id>)")
+	}
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+	_, _ = io.Copy(w, body)
+	return nil
 }

@@ -165,3 +165,24 @@ func InputKey(tenant, job string) string { return "inputs/" + tenant + "/" + job
 func OutputKey(tenant, job, name string) string {
 	return "outputs/" + tenant + "/" + job + "/" + name
 }
+
+// ResultKey is where a job's result lies when it is too large to keep in
+// the job record.
+func ResultKey(tenant, job string) string { return OutputKey(tenant, job, "result.json") }
+
+// Open streams key; the caller closes it.
+func (s *Store) Open(ctx context.Context, key string) (io.ReadCloser, int64, error) {
+	obj, err := s.c.GetObject(ctx, s.bucket, key, minio.GetObjectOptions{})
+	if err != nil {
+		return nil, 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	st, err := obj.Stat()
+	if err != nil {
+		obj.Close()
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, 0, fmt.Errorf("get %s: %w", key, ErrNotFound)
+		}
+		return nil, 0, fmt.Errorf("get %s: %w", key, err)
+	}
+	return obj, st.Size, nil
+}

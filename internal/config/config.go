@@ -44,9 +44,12 @@ type Config struct {
 	LogLevel             string `yaml:"log_level" env:"INFERQ_LOG_LEVEL" flag:"log-level" usage:"debug, info, warn or error"`
 
 	// Producer.
-	MaxInputBytes int64         `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
-	ResultTTL     time.Duration `yaml:"result_ttl" env:"INFERQ_RESULT_TTL" flag:"result-ttl" usage:"how long finished jobs and their results are kept"`
-	PublishWait   time.Duration `yaml:"publish_wait" env:"INFERQ_PUBLISH_WAIT" flag:"publish-wait" usage:"how long a submit waits for JetStream to store the job before answering 503"`
+	MaxInputBytes int64 `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
+	// MaxInlineResult is the largest result kept in the job record; a
+	// larger one goes to S3 under outputs/ and the record points at it.
+	MaxInlineResult int64         `yaml:"max_inline_result" env:"INFERQ_MAX_INLINE_RESULT" flag:"max-inline-result" usage:"largest result kept inline in the job record, bytes; larger ones go to S3"`
+	ResultTTL       time.Duration `yaml:"result_ttl" env:"INFERQ_RESULT_TTL" flag:"result-ttl" usage:"how long finished jobs and their results are kept"`
+	PublishWait     time.Duration `yaml:"publish_wait" env:"INFERQ_PUBLISH_WAIT" flag:"publish-wait" usage:"how long a submit waits for JetStream to store the job before answering 503"`
 
 	// Scheduler.
 	Policy    string        `yaml:"policy" env:"INFERQ_POLICY" flag:"policy" usage:"queue order: deadline (tiers' SLAs), fifo, edf or strict"`
@@ -71,25 +74,26 @@ type Config struct {
 // Default returns the settings a process has before any source.
 func Default() Config {
 	return Config{
-		NATSURL:       "nats://127.0.0.1:4222",
-		RedisURL:      "redis://127.0.0.1:6379/0",
-		S3Endpoint:    "127.0.0.1:9000",
-		S3Bucket:      "inferq",
-		S3Region:      "us-east-1",
-		ModelsDir:     "models",
-		HTTPAddr:      "127.0.0.1:8080",
-		JSReplicas:    1,
-		MaxInputBytes: 32 << 20,
-		ResultTTL:     7 * 24 * time.Hour,
-		PublishWait:   5 * time.Second,
-		Policy:        "deadline",
-		ReapAfter:     15 * time.Minute,
-		Device:        "cpu",
-		Instances:     1,
-		AckWait:       30 * time.Second,
-		MaxDeliver:    5,
-		DrainTimeout:  30 * time.Second,
-		ModelsRefresh: 10 * time.Second,
+		NATSURL:         "nats://127.0.0.1:4222",
+		RedisURL:        "redis://127.0.0.1:6379/0",
+		S3Endpoint:      "127.0.0.1:9000",
+		S3Bucket:        "inferq",
+		S3Region:        "us-east-1",
+		ModelsDir:       "models",
+		HTTPAddr:        "127.0.0.1:8080",
+		JSReplicas:      1,
+		MaxInputBytes:   32 << 20,
+		ResultTTL:       7 * 24 * time.Hour,
+		MaxInlineResult: 64 << 10,
+		PublishWait:     5 * time.Second,
+		Policy:          "deadline",
+		ReapAfter:       15 * time.Minute,
+		Device:          "cpu",
+		Instances:       1,
+		AckWait:         30 * time.Second,
+		MaxDeliver:      5,
+		DrainTimeout:    30 * time.Second,
+		ModelsRefresh:   10 * time.Second,
 	}
 }
 

@@ -57,9 +57,12 @@ func (u *Upkeep) Expire(ctx context.Context, now time.Time) (int, error) {
 			_ = u.Store.Forget(ctx, rec.ID)
 			continue
 		}
-		if rec.InputKey != "" {
-			if err := u.Blob.Delete(ctx, rec.InputKey); err != nil {
-				u.Log.Warn("delete expired input", "job", rec.ID, "err", err)
+		for _, key := range []string{rec.InputKey, blob.ResultKey(rec.Tenant, rec.ID)} {
+			if key == "" {
+				continue
+			}
+			if err := u.Blob.Delete(ctx, key); err != nil {
+				u.Log.Warn("delete expired object", "job", rec.ID, "key", key, "err", err)
 			}
 		}
 		n++

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -358,6 +359,10 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 		l.service.Observe(len(runnable), took)
 		w.m.observeBatch(l.model, len(runnable), took)
 	}
+	if err := w.retry(ctx, "s3", func() error { return l.storeLarge(ctx, b.items) }); err != nil {
+		l.handBack(b.items)
+		return
+	}
 	if err := w.retry(ctx, "redis", func() error { return l.finish(ctx, b.items, version) }); err != nil {
 		l.handBack(b.items)
 		return
@@ -488,4 +493,26 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 		}
 	}
 	return fault
+}
+
+// storeLarge moves results over the inline limit to S3 (outputs/<tenant>/
+// <job>/result.json) and leaves in their place where to fetch them.
+func (l *modelLoop) storeLarge(ctx context.Context, items []*item) error {
+	limit := l.w.cfg.MaxInlineResult
+	if limit <= 0 {
+		limit = 64 << 10
+	}
+	for _, it := range items {
+		if it.done || it.out.Err != nil || int64(len(it.out.Result)) <= limit {
+			continue
+		}
+		key := blob.ResultKey(it.job.Tenant, it.job.ID)
+		if _, err := l.w.cfg.Blob.Put(ctx, key, bytes.NewReader(it.out.Result), int64(len(it.out.Result)), "application/json"); err != nil {
+			return transient{err}
+		}
+		it.out.Result, _ = json.Marshal(map[string]any{
+			"stored": true, "bytes": len(it.out.Result), "output_url": "/v1/jobs/" + it.job.ID + "/output",
+		})
+	}
+	return nil
 }

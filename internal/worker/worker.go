@@ -41,6 +41,9 @@ type Config struct {
 	MaxDeliver int
 	// MaxInputBytes bounds an input read from S3.
 	MaxInputBytes int64
+	// MaxInlineResult is the largest result kept in the record; larger
+	// ones are stored in S3 (0: 64 KiB).
+	MaxInlineResult int64
 	// Instances is how many batches of one model may run at once.
 	Instances int
 	// MaxBatch caps batches below the manifests' max_batch (0: no cap).
