@@ -374,3 +374,39 @@ func TestRunMessageFollowsRecord(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueQuota: a tenant over its max_queued unfinished jobs gets 429
+// with Retry-After; finishing jobs frees the quota again.
+func TestQueueQuota(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Workers: -1, MaxQueued: 3})
+	ctx := ctxT(t, time.Minute)
+	c := f.client("globex")
+	var ids []string
+	for i := 0; i < 3; i++ {
+		j, err := c.SubmitBytes(ctx, "echo", []byte("q"), "text/plain")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	_, err := c.SubmitBytes(ctx, "echo", []byte("one too many"), "text/plain")
+	var e *client.Error
+	if !errors.As(err, &e) || e.Status != 429 || e.Code != "queue_quota_exceeded" || e.RetryAfter <= 0 {
+		t.Fatalf("over the quota: %v, want 429 queue_quota_exceeded with Retry-After", err)
+	}
+	// Another tenant is not held to globex's quota.
+	if _, err := f.client("acme").SubmitBytes(ctx, "echo", []byte("mine"), "text/plain"); err != nil {
+		t.Fatalf("another tenant: %v", err)
+	}
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		if _, err := c.Wait(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.SubmitBytes(ctx, "echo", []byte("room again"), "text/plain"); err != nil {
+		t.Fatalf("after the jobs finished: %v", err)
+	}
+}

@@ -104,16 +104,11 @@ type batchUpload struct {
 func (s *Server) submitBatch(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
 	start := time.Now()
 	ctx := r.Context()
-	idem, err := s.beginIdempotent(ctx, r, t)
+	idem, err := s.admit(ctx, r, t)
 	if err != nil {
 		return err
 	}
 	defer idem.release(ctx)
-	if idem == nil || idem.replay == nil {
-		if err := s.checkQueue(ctx, t, 0); err != nil {
-			return err
-		}
-	}
 	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt != "multipart/form-data" {
 		return errf(http.StatusUnsupportedMediaType, "unsupported_request_type", "send multipart/form-data with file parts or one archive part")
 	}

@@ -227,3 +227,20 @@ func fmtDeadline(t time.Time) string {
 	}
 	return t.UTC().Format(time.RFC3339Nano)
 }
+
+// admit starts a submit: it claims the request's Idempotency-Key, if any,
+// and holds a new request (not a replay) to the tenant's queue quota. The
+// caller releases the claim when the request ends.
+func (s *Server) admit(ctx context.Context, r *http.Request, t *tenants.Tenant) (*idempotency, error) {
+	idem, err := s.beginIdempotent(ctx, r, t)
+	if err != nil {
+		return nil, err
+	}
+	if idem == nil || idem.replay == nil {
+		if err := s.checkQueue(ctx, t, 0); err != nil {
+			idem.release(ctx)
+			return nil, err
+		}
+	}
+	return idem, nil
+}

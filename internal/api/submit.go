@@ -80,16 +80,11 @@ type jobAccepted struct {
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error {
 	start := time.Now()
 	ctx := r.Context()
-	idem, err := s.beginIdempotent(ctx, r, t)
+	idem, err := s.admit(ctx, r, t)
 	if err != nil {
 		return err
 	}
 	defer idem.release(ctx)
-	if idem == nil || idem.replay == nil {
-		if err := s.checkQueue(ctx, t, 0); err != nil {
-			return err
-		}
-	}
 	j := &jobs.Job{ID: jobs.NewID(), Tenant: t.Name, Tier: t.Tier, CreatedAt: start.UTC()}
 	j.InputKey = blob.InputKey(t.Name, j.ID)
 	// Room for the form fields around the input; the input itself is
