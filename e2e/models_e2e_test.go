@@ -9,7 +9,6 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -35,24 +34,13 @@ type topkResult struct {
 	} `json:"top"`
 }
 
-// digitPNG draws a UCI digit (8x8, 0..16, ink high) as a size x size gray
-// PNG, ink dark on light or light on dark.
+// digitPNG draws a UCI digit as a size x size gray PNG.
 func digitPNG(t *testing.T, d zoo.Digit, size int, darkOnLight bool) []byte {
-	img := image.NewGray(image.Rect(0, 0, size, size))
-	for y := 0; y < size; y++ {
-		for x := 0; x < size; x++ {
-			v := uint8(int(d[(y*8/size)*8+x*8/size]) * 255 / 16)
-			if darkOnLight {
-				v = 255 - v
-			}
-			img.SetGray(x, y, color.Gray{Y: v})
-		}
-	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
+	b, err := d.PNG(size, darkOnLight)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b.Bytes()
+	return b
 }
 
 // submitAll submits the inputs with a few at a time in flight, waits for

@@ -11,9 +11,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"image"
-	"image/color"
-	"image/png"
 	"net"
 	"net/http"
 	"os"
@@ -125,7 +122,7 @@ func bulkStep(ctx context.Context, d *demo) error {
 		return err
 	}
 	for i := 0; i < 40; i++ {
-		b, err := digitPNG(samples[i], 32, i%2 == 0)
+		b, err := samples[i].PNG(32, i%2 == 0)
 		if err != nil {
 			return err
 		}
@@ -165,24 +162,6 @@ func bulkStep(ctx context.Context, d *demo) error {
 		return fmt.Errorf("no webhook arrived within 30s")
 	}
 	return nil
-}
-
-// digitPNG draws a UCI digit (8x8, ink high) size x size, dark on light or
-// light on dark.
-func digitPNG(d zoo.Digit, size int, darkOnLight bool) ([]byte, error) {
-	img := image.NewGray(image.Rect(0, 0, size, size))
-	for y := 0; y < size; y++ {
-		for x := 0; x < size; x++ {
-			v := uint8(int(d[(y*8/size)*8+x*8/size]) * 255 / 16)
-			if darkOnLight {
-				v = 255 - v
-			}
-			img.SetGray(x, y, color.Gray{Y: v})
-		}
-	}
-	var b bytes.Buffer
-	err := png.Encode(&b, img)
-	return b.Bytes(), err
 }
 
 func ocrStep(ctx context.Context, d *demo) error {
@@ -229,7 +208,7 @@ func digitsStep(ctx context.Context, d *demo) error {
 	}
 	right, n := 0, 0
 	for i := 0; i < 6; i++ {
-		pic, err := digitPNG(samples[i], 48, i%2 == 0)
+		pic, err := samples[i].PNG(48, i%2 == 0)
 		if err != nil {
 			return err
 		}
