@@ -41,8 +41,12 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Buckets, 
 		kv  *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
 	}{
-		{&b.Workers, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: HeartbeatTTL, Storage: jetstream.MemoryStorage}},
-		{&b.State, jetstream.KeyValueConfig{Bucket: StateBucket, TTL: time.Minute, Storage: jetstream.MemoryStorage}},
+		// File storage for all three, small as they are: a memory bucket
+		// vanishes when NATS restarts, and a scheduler that then re-leads
+		// would find no worker capacity and dispatch nothing
+		// (TestNATSDown).
+		{&b.Workers, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: HeartbeatTTL, Storage: jetstream.FileStorage}},
+		{&b.State, jetstream.KeyValueConfig{Bucket: StateBucket, TTL: time.Minute, Storage: jetstream.FileStorage}},
 		{&b.Lease, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: LeaseTTL, Storage: jetstream.FileStorage}},
 	} {
 		c.cfg.Replicas = replicas
