@@ -95,21 +95,24 @@ func New(cfg Config) *Worker {
 // finishing: when it ends, batches still in hand are abandoned to
 // redelivery.
 func (w *Worker) Run(fetch, work context.Context) error {
-	kv, err := coord.Open(fetch, w.cfg.JS, w.cfg.JSReplicas)
-	if err != nil {
-		return err
-	}
+	// NATS may be down while the worker starts: keep trying, and say so on
+	// /readyz, rather than exit (a worker that exited here left its jobs
+	// unserved after NATS came back: TestNATSDown).
+	var kv *coord.Buckets
 	var loops []*modelLoop
-	for _, name := range w.cfg.Registry.Names() {
-		cons, err := queue.EnsureRunConsumer(fetch, w.cfg.JS, name, w.cfg.AckWait, w.cfg.MaxDeliver)
-		if err != nil {
-			return err
+	for {
+		var err error
+		if kv, loops, err = w.setup(fetch, work); err == nil {
+			break
 		}
-		loops = append(loops, &modelLoop{w: w, model: name, cons: cons})
+		w.cfg.Ops.SetNote("nats", err.Error())
+		w.log.Warn("cannot set up the queues yet, retrying", "err", err)
+		sleepCtx(fetch, time.Second)
+		if fetch.Err() != nil {
+			return nil
+		}
 	}
-	if err := w.watchGiveUps(work); err != nil {
-		return err
-	}
+	w.cfg.Ops.SetNote("nats", "")
 	var wg sync.WaitGroup
 	for _, l := range loops {
 		wg.Add(1)
@@ -209,4 +212,27 @@ func (w *Worker) fail(it *item, code, msg string) {
 
 func isIllegal(err error) bool {
 	return errors.Is(err, jobs.ErrIllegal) || errors.Is(err, jobs.ErrNotFound)
+}
+
+// setup opens the key-value buckets and the run consumers of every model,
+// and starts the handling of JetStream's give-ups.
+func (w *Worker) setup(fetch, work context.Context) (*coord.Buckets, []*modelLoop, error) {
+	ctx, cancel := context.WithTimeout(fetch, 10*time.Second)
+	defer cancel()
+	kv, err := coord.Open(ctx, w.cfg.JS, w.cfg.JSReplicas)
+	if err != nil {
+		return nil, nil, err
+	}
+	var loops []*modelLoop
+	for _, name := range w.cfg.Registry.Names() {
+		cons, err := queue.EnsureRunConsumer(ctx, w.cfg.JS, name, w.cfg.AckWait, w.cfg.MaxDeliver)
+		if err != nil {
+			return nil, nil, err
+		}
+		loops = append(loops, &modelLoop{w: w, model: name, cons: cons})
+	}
+	if err := w.watchGiveUps(work); err != nil {
+		return nil, nil, err
+	}
+	return kv, loops, nil
 }
