@@ -88,8 +88,11 @@ type Job struct {
 	Metadata     json.RawMessage `json:"metadata"`
 	BatchID      string          `json:"batch_id,omitempty"`
 	FileName     string          `json:"file_name,omitempty"`
-	// Where the input lies and what it is.
+	// Where the input lies and what it is: an S3 object (InputKey), or
+	// the bytes themselves (Input) for an input that travels inline in
+	// the queue message.
 	InputKey    string `json:"-"`
+	Input       []byte `json:"-"`
 	ContentType string `json:"-"`
 	InputSize   int64  `json:"-"`
 	WebhookURL  string `json:"webhook_url,omitempty"`

@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -49,18 +50,29 @@ func TestMessageRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m != MessageFor(j) {
+	if !reflect.DeepEqual(m, MessageFor(j)) {
 		t.Fatalf("round trip: %+v != %+v", m, MessageFor(j))
+	}
+	// An inline input travels in the message, byte for byte.
+	j.InputKey, j.Input = "", []byte{0, 1, 2, 0xff, '"'}
+	m, err = DecodeMessage(MessageFor(j).Encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(m, MessageFor(j)) {
+		t.Fatalf("inline round trip: %+v != %+v", m, MessageFor(j))
 	}
 }
 
 func TestDecodeMessageRefuses(t *testing.T) {
-	good := Message{V: 1, ID: "a", Tenant: "t", Tier: "bulk", Model: "m", Deadline: time.Now()}
+	good := Message{V: 1, ID: "a", Tenant: "t", Tier: "bulk", Model: "m", Deadline: time.Now(), InputKey: "inputs/t/a"}
 	for name, b := range map[string][]byte{
 		"not json":      []byte("{"),
 		"other version": func() []byte { m := good; m.V = 2; return m.Encode() }(),
 		"no id":         func() []byte { m := good; m.ID = ""; return m.Encode() }(),
 		"no deadline":   func() []byte { m := good; m.Deadline = time.Time{}; return m.Encode() }(),
+		"no input":      func() []byte { m := good; m.InputKey = ""; return m.Encode() }(),
+		"two inputs":    func() []byte { m := good; m.Input = []byte("x"); return m.Encode() }(),
 	} {
 		if _, err := DecodeMessage(b); !errors.Is(err, ErrBadMessage) {
 			t.Errorf("%s: got %v, want ErrBadMessage", name, err)

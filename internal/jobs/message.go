@@ -15,16 +15,22 @@ const MessageVersion = 1
 // scheduler and the worker need without a Redis read: the record stays the
 // source of truth for state, the message for routing.
 type Message struct {
-	V           int       `json:"v"`
-	ID          string    `json:"id"`
-	Tenant      string    `json:"tenant"`
-	Tier        string    `json:"tier"`
-	Model       string    `json:"model"`
-	CreatedAt   time.Time `json:"created_at"`
-	Deadline    time.Time `json:"deadline"`
-	InputKey    string    `json:"input_key"`
-	ContentType string    `json:"content_type,omitempty"`
-	InputSize   int64     `json:"input_size"`
+	V         int       `json:"v"`
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	Tier      string    `json:"tier"`
+	Model     string    `json:"model"`
+	CreatedAt time.Time `json:"created_at"`
+	Deadline  time.Time `json:"deadline"`
+	// InputKey names the input's S3 object; empty when the input rides
+	// inline in Input.
+	InputKey    string `json:"input_key,omitempty"`
+	ContentType string `json:"content_type,omitempty"`
+	InputSize   int64  `json:"input_size"`
+	// Input is the input itself when it is small enough to travel in the
+	// message (INFERQ_INLINE_INPUT_BYTES): it lives exactly as long as the
+	// message, which is until the job has ended.
+	Input []byte `json:"input,omitempty"`
 }
 
 // MessageFor builds the queue message of a job.
@@ -32,7 +38,7 @@ func MessageFor(j *Job) Message {
 	return Message{
 		V: MessageVersion, ID: j.ID, Tenant: j.Tenant, Tier: j.Tier, Model: j.Model,
 		CreatedAt: j.CreatedAt, Deadline: j.Deadline, InputKey: j.InputKey,
-		ContentType: j.ContentType, InputSize: j.InputSize,
+		ContentType: j.ContentType, InputSize: j.InputSize, Input: j.Input,
 	}
 }
 
@@ -58,6 +64,8 @@ func DecodeMessage(b []byte) (Message, error) {
 		return m, fmt.Errorf("%w: id, tenant, model and tier are required", ErrBadMessage)
 	case m.Deadline.IsZero():
 		return m, fmt.Errorf("%w: no deadline", ErrBadMessage)
+	case (m.InputKey == "") == (m.Input == nil):
+		return m, fmt.Errorf("%w: exactly one of input_key and input is required", ErrBadMessage)
 	}
 	return m, nil
 }
