@@ -15,6 +15,7 @@ import (
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/coord"
+	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/tenants"
@@ -76,8 +77,15 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	in, err := intake.New(intake.Config{
+		Store: b.Store, Blob: b.Blob, JS: b.JS, InlineMax: cfg.InlineInputBytes,
+		MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait, Log: log,
+	}, b.NATS.MaxPayload())
+	if err != nil {
+		return err
+	}
 	a, err := api.New(api.Config{
-		Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg, Estimates: estimates,
+		Intake: in, Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg, Estimates: estimates,
 		ModelsDir: modelsDir, MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
 		Notifier:     notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}),
 		WebhookGuard: guard, WebhookGone: gone,
@@ -92,7 +100,7 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	log.Info("producer listening", "addr", ln.Addr().String(), "tenants", len(reg.Names()), "models_dir", cfg.ModelsDir,
-		"webhook_allow_nets", cfg.WebhookAllowNets, "webhook_retry_schedule", schedule)
+		"inline_input_bytes", cfg.InlineInputBytes, "webhook_allow_nets", cfg.WebhookAllowNets, "webhook_retry_schedule", schedule)
 	go backends.KeepModels(ctx, cfg.ModelsRefresh, syncModels, a.RefreshModels, log)
 	return ops.Serve(ctx, ln, srv.Mux(), 10*time.Second)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/notify"
@@ -43,6 +44,9 @@ type Config struct {
 	}
 	// ModelsDir is read for the catalog of models at start and on Refresh.
 	ModelsDir string
+	// Intake reads inputs and makes jobs durable (one job and batches
+	// alike).
+	Intake *intake.Intake
 	// MaxInputBytes bounds one input.
 	MaxInputBytes int64
 	// PublishWait bounds how long a submit waits for JetStream.
@@ -107,6 +111,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = DefaultIdempotencyTTL
+	}
+	if cfg.Intake == nil {
+		return nil, errors.New("api: Config.Intake is required")
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits()}
 	if err := s.RefreshModels(); err != nil {
@@ -175,6 +182,9 @@ func (r *statusRecorder) WriteHeader(code int) {
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// Unwrap lets http.ResponseController reach the connection.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
+
 func (r *statusRecorder) Flush() {
 	if f, ok := r.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
@@ -187,10 +197,14 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
 		defer func() { s.m.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc() }()
+		body := r.Body // as sent: handlers wrap r.Body in their limits
+		if r.ContentLength == 0 {
+			body = nil
+		}
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		t := s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
 		if !ok || t == nil {
-			writeError(rec, errUnauthorized)
+			refuse(rec, body, errUnauthorized)
 			return
 		}
 		if err := h(rec, r, t); err != nil {
@@ -199,9 +213,35 @@ func (s *Server) handle(route string, h handlerFunc) http.Handler {
 				s.log.Error("request failed", "route", route, "tenant", t.Name, "err", err)
 				ae = errUnavailable
 			}
-			writeError(rec, ae)
+			refuse(rec, body, ae)
 		}
 	})
+}
+
+// Bounds on what a refused request's body may still send after its answer.
+const (
+	drainBytes = 64 << 20
+	drainTime  = 10 * time.Second
+)
+
+// refuse answers a request with e, then reads and discards what is left of
+// its body, within bounds. A server that closes a connection with unread
+// bytes in it makes the kernel send a reset, and a reset discards the
+// answer the client had not read yet: without the drain, a client whose
+// upload is refused part-way (a field or a file over its limit) sees
+// "connection reset by peer" instead of its 4xx. Past the bounds the
+// connection is closed anyway: a refused body is not read forever.
+func refuse(w http.ResponseWriter, body io.Reader, e *apiError) {
+	if body == nil {
+		writeError(w, e)
+		return
+	}
+	w.Header().Set("Connection", "close")
+	writeError(w, e)
+	rc := http.NewResponseController(w)
+	_ = rc.Flush()
+	_ = rc.SetReadDeadline(time.Now().Add(drainTime))
+	_, _ = io.Copy(io.Discard, io.LimitReader(body, drainBytes))
 }
 
 // loadOwned reads a job and hides it from any tenant but its own.

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -13,14 +12,13 @@ import (
 	"mime/multipart"
 	"net/http"
 	"net/url"
-	"path"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/jobs"
-	"github.com/inferq/inferq/internal/queue"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -86,18 +84,20 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 	}
 	defer idem.release(ctx)
 	j := &jobs.Job{ID: jobs.NewID(), Tenant: t.Name, Tier: t.Tier, CreatedAt: start.UTC()}
-	j.InputKey = blob.InputKey(t.Name, j.ID)
 	// Room for the form fields around the input; the input itself is
 	// counted on its own.
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxInputBytes*4/3+1<<20)
 
 	sub := newSubmission(idem)
+	g := s.cfg.Intake.Gather(ctx)
+	durable := false
+	defer func() { g.Close(durable) }()
 	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	switch mt {
 	case "multipart/form-data":
-		err = s.readMultipart(ctx, r, j, sub)
+		err = s.readMultipart(r, j, sub, g)
 	case "application/json":
-		err = s.readJSON(ctx, r, j, sub)
+		err = s.readJSON(ctx, r, j, sub, g)
 	default:
 		err = errf(http.StatusUnsupportedMediaType, "unsupported_request_type", "send multipart/form-data or application/json")
 	}
@@ -108,11 +108,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		err = s.accept(ctx, j, t, sub)
 	}
 	if err != nil {
-		if sub.uploaded {
-			_ = s.cfg.Blob.Delete(context.WithoutCancel(ctx), j.InputKey)
-		}
 		return err
 	}
+	durable = true
 	s.m.submitted.WithLabelValues(j.Model, j.Tier).Inc()
 	s.m.submitDur.Observe(time.Since(start).Seconds())
 	s.log.Debug("job accepted", "job", j.ID, "tenant", t.Name, "model", j.Model, "tier", j.Tier, "bytes", j.InputSize)
@@ -178,9 +176,9 @@ func (s *Server) checkWebhook(ctx context.Context, t *tenants.Tenant, raw string
 	return nil
 }
 
-// accept checks the whole submission, then makes the job durable: the
-// record in Redis first, then the message in JetStream; only a stored
-// message earns a 202. A failed publish removes the record again.
+// accept checks the whole submission, then makes the job durable
+// (intake.Commit: the record, then the message; only a stored message
+// earns a 202, and a failure withdraws the record).
 func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub *submission) error {
 	if err := s.checkModel(sub.model, sub.contentType); err != nil {
 		return err
@@ -199,20 +197,20 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 			return err
 		}
 	}
-	if err := s.cfg.Store.Create(ctx, j); err != nil {
+	if err := s.cfg.Intake.Commit(ctx, nil, []*jobs.Job{j}); err != nil {
 		s.unclaimUpload(ctx, sub.uploadID, j.ID)
-		return err
-	}
-	pctx, cancel := context.WithTimeout(ctx, s.cfg.PublishWait)
-	defer cancel()
-	msg := jobs.MessageFor(j)
-	if err := queue.Publish(pctx, s.cfg.JS, queue.SubmitSubject(j.Tier), j.ID, msg.Encode()); err != nil {
-		s.log.Warn("publish failed, job refused", "job", j.ID, "tenant", j.Tenant, "err", err)
-		_ = s.cfg.Store.Discard(context.WithoutCancel(ctx), j)
-		s.unclaimUpload(ctx, sub.uploadID, j.ID)
-		return errUnavailable
+		return notDurable(err)
 	}
 	return nil
+}
+
+// notDurable answers a submit that could not be made durable: 503, unless
+// the request itself went away.
+func notDurable(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	return errUnavailable
 }
 
 // deadline is a job's deadline: its tier's from created, or the later one
@@ -257,13 +255,16 @@ func (s *Server) checkModel(name, contentType string) error {
 	}
 	m := s.model(name)
 	if m == nil {
-		return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", name))
+		return errUnknownModel(name)
 	}
 	if !accepts(m.ContentTypes, contentType) {
-		return errf(http.StatusUnsupportedMediaType, "unsupported_content_type",
-			fmt.Sprintf("model %s takes %s, not %s", name, strings.Join(m.ContentTypes, ", "), contentType))
+		return unsupported(name, contentType, m.ContentTypes)
 	}
 	return nil
+}
+
+func errUnknownModel(name string) *apiError {
+	return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", name))
 }
 
 // accepts matches a content type against a model's list ("*/*" and
@@ -284,8 +285,8 @@ func accepts(list []string, ct string) bool {
 }
 
 // readMultipart streams a multipart submit: fields are read with small
-// limits, the file part goes straight to S3 under its size limit.
-func (s *Server) readMultipart(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission) error {
+// limits, the file part goes to intake under the input's limit.
+func (s *Server) readMultipart(r *http.Request, j *jobs.Job, sub *submission, g *intake.Gather) error {
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return errf(http.StatusBadRequest, "malformed_request", "bad multipart body: "+err.Error())
@@ -305,14 +306,8 @@ func (s *Server) readMultipart(ctx context.Context, r *http.Request, j *jobs.Job
 				return errf(http.StatusBadRequest, "malformed_request", "one file per job (POST /v1/batches takes many)")
 			}
 			hasFile = true
-			if sub.model != "" {
-				// Refuse before uploading when the model is already known.
-				if m := s.model(sub.model); m == nil {
-					return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
-				}
-			}
 			j.FileName = cleanFileName(part.FileName())
-			if err := s.upload(ctx, j, sub, part, part.Header.Get("Content-Type")); err != nil {
+			if err := s.readInput(j, sub, g, part, part.Header.Get("Content-Type")); err != nil {
 				return err
 			}
 			continue
@@ -340,82 +335,64 @@ func readField(part *multipart.Part, sub *submission) error {
 	return sub.setField(name, string(val))
 }
 
-// upload streams one input to S3, sniffing its type when the client did
-// not name one, and refusing it when it grows past the limit. Replaying an
+// readInput reads the job's one input through intake: inline when small,
+// else to S3 under the job's key. With the model already known, an input
+// it cannot take is refused before anything is stored. Replaying an
 // Idempotency-Key, it only reads (and fingerprints) the input.
-func (s *Server) upload(ctx context.Context, j *jobs.Job, sub *submission, r io.Reader, contentType string) error {
-	br := bufio.NewReaderSize(r, 4096)
-	head, _ := br.Peek(512)
-	ct := sniffType(contentType, head, j.FileName)
-	var src io.Reader = br
+func (s *Server) readInput(j *jobs.Job, sub *submission, g *intake.Gather, r io.Reader, declared string) error {
+	if sub.model != "" && s.model(sub.model) == nil {
+		return errUnknownModel(sub.model)
+	}
 	if sub.fp != nil {
-		src = io.TeeReader(br, sub.fp.file(j.FileName, contentType))
+		r = io.TeeReader(r, sub.fp.file(j.FileName, declared))
 	}
-	lr := &limitReader{r: src, left: s.cfg.MaxInputBytes}
-	var n int64
-	var err error
+	key := blob.InputKey(j.Tenant, j.ID)
 	if sub.dry {
-		n, err = io.Copy(io.Discard, lr)
-	} else {
-		n, err = s.cfg.Blob.Put(ctx, j.InputKey, lr, -1, ct)
-		sub.uploaded = true
+		key = ""
 	}
+	inp, err := g.Add(r, key, declared, j.FileName, func(ct string) error {
+		if sub.model == "" {
+			return nil // checked once the model is known
+		}
+		return s.checkModel(sub.model, ct)
+	})
 	if sub.fp != nil {
 		sub.fp.end()
 	}
-	if lr.over {
-		return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
-	}
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
-		}
-		return fmt.Errorf("store input: %w", err)
+		return inputError(err)
 	}
-	if n == 0 {
-		return errf(http.StatusUnprocessableEntity, "empty_input", "the input is empty")
+	if inp.Refused != nil && !sub.dry {
+		return inputError(inp.Refused)
 	}
-	sub.contentType, sub.size = ct, n
+	j.InputKey, j.Input = inp.Key, inp.Data
+	sub.contentType, sub.size = inp.ContentType, inp.Size
 	return nil
 }
 
-// sniffType is an input's content type: the one the client named, else
-// what its first bytes look like, refined by its file name's extension
-// when the bytes say only "some bytes" or "some text" (JSON, .npy).
-func sniffType(declared string, head []byte, name string) string {
-	ct, _, _ := mime.ParseMediaType(declared)
-	if ct != "" && ct != "application/octet-stream" {
-		return ct
+// inputError maps what went wrong reading an input to the API's answer:
+// intake's refusals to their codes, the body past its limit to 413, a
+// broken body to 400; anything else (a store that failed) stays an error,
+// answered 503.
+func inputError(err error) error {
+	var ae *apiError
+	var ie *intake.Error
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ie) && ie.Code == intake.CodeEmpty:
+		return errf(http.StatusUnprocessableEntity, ie.Code, ie.Message)
+	case errors.As(err, &ie):
+		return errf(http.StatusRequestEntityTooLarge, ie.Code, ie.Message)
+	case errors.As(err, &mbe):
+		return errf(http.StatusRequestEntityTooLarge, "input_too_large", "request body over the limit")
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, multipart.ErrMessageTooLarge):
+		return bodyError(err)
 	}
-	ct, _, _ = mime.ParseMediaType(http.DetectContentType(head))
-	if ct == "application/octet-stream" || ct == "text/plain" {
-		if ext := path.Ext(name); ext != "" {
-			if byExt, _, err := mime.ParseMediaType(mime.TypeByExtension(ext)); err == nil && byExt != "" {
-				return byExt
-			}
-		}
-	}
-	return ct
-}
-
-// limitReader fails once more than left bytes were read.
-type limitReader struct {
-	r    io.Reader
-	left int64
-	over bool
-}
-
-var errOverLimit = errors.New("input over the size limit")
-
-func (l *limitReader) Read(p []byte) (int, error) {
-	n, err := l.r.Read(p)
-	l.left -= int64(n)
-	if l.left < 0 {
-		l.over = true
-		return n, errOverLimit
-	}
-	return n, err
+	return err
 }
 
 func bodyError(err error) error {
@@ -505,7 +482,7 @@ type jsonSubmit struct {
 	Metadata   json.RawMessage `json:"metadata"`
 }
 
-func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission) error {
+func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission, g *intake.Gather) error {
 	var req jsonSubmit
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&req); err != nil {
@@ -538,7 +515,7 @@ func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub
 	}
 	// Check the model before storing anything.
 	if sub.model != "" && s.model(sub.model) == nil {
-		return errf(http.StatusNotFound, "unknown_model", fmt.Sprintf("no model %q (GET /v1/models lists them)", sub.model))
+		return errUnknownModel(sub.model)
 	}
 	if req.Input.UploadID != "" {
 		sub.uploadID = req.Input.UploadID
@@ -557,7 +534,7 @@ func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub
 	if int64(len(data)) > s.cfg.MaxInputBytes {
 		return errf(http.StatusRequestEntityTooLarge, "input_too_large", fmt.Sprintf("inputs are limited to %d bytes", s.cfg.MaxInputBytes))
 	}
-	return s.upload(ctx, j, sub, bytes.NewReader(data), req.Input.ContentType)
+	return s.readInput(j, sub, g, bytes.NewReader(data), req.Input.ContentType)
 }
 
 // cleanFileName keeps the last path element of a client's file name,

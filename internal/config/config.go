@@ -45,6 +45,9 @@ type Config struct {
 
 	// Producer.
 	MaxInputBytes int64 `yaml:"max_input_bytes" env:"INFERQ_MAX_INPUT_BYTES" flag:"max-input-bytes" usage:"largest accepted input, bytes"`
+	// InlineInputBytes is the largest input that travels inline in its
+	// queue message instead of S3 (0: every input goes to S3).
+	InlineInputBytes int64 `yaml:"inline_input_bytes" env:"INFERQ_INLINE_INPUT_BYTES" flag:"inline-input-bytes" usage:"largest input carried inline in its queue message instead of S3, bytes (0: always S3)"`
 	// MaxInlineResult is the largest result kept in the job record; a
 	// larger one goes to S3 under outputs/ and the record points at it.
 	MaxInlineResult int64         `yaml:"max_inline_result" env:"INFERQ_MAX_INLINE_RESULT" flag:"max-inline-result" usage:"largest result kept inline in the job record, bytes; larger ones go to S3"`
@@ -85,15 +88,17 @@ func Default() Config {
 		MaxInputBytes:   32 << 20,
 		ResultTTL:       7 * 24 * time.Hour,
 		MaxInlineResult: 64 << 10,
-		PublishWait:     5 * time.Second,
-		Policy:          "deadline",
-		ReapAfter:       15 * time.Minute,
-		Device:          "cpu",
-		Instances:       1,
-		AckWait:         30 * time.Second,
-		MaxDeliver:      5,
-		DrainTimeout:    30 * time.Second,
-		ModelsRefresh:   10 * time.Second,
+		// intake.DefaultInlineMax; docs/operations.md says why.
+		InlineInputBytes: 16 << 10,
+		PublishWait:      5 * time.Second,
+		Policy:           "deadline",
+		ReapAfter:        15 * time.Minute,
+		Device:           "cpu",
+		Instances:        1,
+		AckWait:          30 * time.Second,
+		MaxDeliver:       5,
+		DrainTimeout:     30 * time.Second,
+		ModelsRefresh:    10 * time.Second,
 	}
 }
 
@@ -213,6 +218,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInputBytes <= 0 {
 		errs = append(errs, errors.New("INFERQ_MAX_INPUT_BYTES must be positive"))
+	}
+	if c.InlineInputBytes < 0 {
+		errs = append(errs, errors.New("INFERQ_INLINE_INPUT_BYTES must not be negative"))
 	}
 	if c.JSReplicas < 1 || c.JSReplicas > 5 {
 		errs = append(errs, errors.New("INFERQ_JS_REPLICAS must be 1 to 5"))

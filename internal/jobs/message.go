@@ -31,6 +31,18 @@ type Message struct {
 	// message (INFERQ_INLINE_INPUT_BYTES): it lives exactly as long as the
 	// message, which is until the job has ended.
 	Input []byte `json:"input,omitempty"`
+	// Notify says what the job's end must tell, so that the worker that
+	// ends it need not read its record to find out. nil: a message from
+	// before these hints; read the record.
+	Notify *Notify `json:"notify,omitempty"`
+}
+
+// Notify is what a job's end must tell besides its event.
+type Notify struct {
+	// Webhook: the job has its own webhook_url.
+	Webhook bool `json:"webhook,omitempty"`
+	// Batch is the job's batch, whose counts settle when it ends.
+	Batch string `json:"batch,omitempty"`
 }
 
 // MessageFor builds the queue message of a job.
@@ -39,6 +51,7 @@ func MessageFor(j *Job) Message {
 		V: MessageVersion, ID: j.ID, Tenant: j.Tenant, Tier: j.Tier, Model: j.Model,
 		CreatedAt: j.CreatedAt, Deadline: j.Deadline, InputKey: j.InputKey,
 		ContentType: j.ContentType, InputSize: j.InputSize, Input: j.Input,
+		Notify: &Notify{Webhook: j.WebhookURL != "", Batch: j.BatchID},
 	}
 }
 
@@ -68,4 +81,12 @@ func DecodeMessage(b []byte) (Message, error) {
 		return m, fmt.Errorf("%w: exactly one of input_key and input is required", ErrBadMessage)
 	}
 	return m, nil
+}
+
+// Ended is a job that reached a terminal state, as its message knew it,
+// for what must follow its end (webhooks, batch completion).
+type Ended struct {
+	Message     Message
+	State       State
+	MetDeadline bool
 }

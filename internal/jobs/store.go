@@ -66,43 +66,108 @@ func fromMS(s string) time.Time {
 
 // Create stores a new queued job and counts it against its tenant.
 func (s *Store) Create(ctx context.Context, j *Job) error {
-	fields := map[string]any{
-		"id": j.ID, "tenant": j.Tenant, "status": string(Queued), "model": j.Model,
-		"tier": j.Tier, "created_at": ms(j.CreatedAt), "deadline": ms(j.Deadline),
-		"attempts": 0, "input_key": j.InputKey, "content_type": j.ContentType,
-		"input_size": j.InputSize,
-	}
-	if len(j.Metadata) > 0 {
-		fields["metadata"] = string(j.Metadata)
-	}
-	for k, v := range map[string]string{"batch_id": j.BatchID, "file_name": j.FileName, "webhook_url": j.WebhookURL} {
-		if v != "" {
-			fields[k] = v
+	return s.CreateMany(ctx, []*Job{j})
+}
+
+// createChunk bounds the records one MULTI/EXEC writes, so that a huge
+// batch does not hold Redis for long in one step.
+const createChunk = 2000
+
+// CreateMany stores new queued jobs, all of one tenant, and counts them
+// against it: one round trip per createChunk records, each chunk atomic
+// (MULTI/EXEC), so that a chunk is either wholly written or not at all.
+func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
+	for start := 0; start < len(js); start += createChunk {
+		chunk := js[start:min(start+createChunk, len(js))]
+		pipe := s.rdb.TxPipeline()
+		batches := map[string]int64{}
+		for _, j := range chunk {
+			pipe.HSet(ctx, key(j.ID), recordFields(j))
+			if j.BatchID != "" {
+				batches[j.BatchID]++
+			}
 		}
-	}
-	pipe := s.rdb.TxPipeline()
-	pipe.HSet(ctx, key(j.ID), fields)
-	pipe.Incr(ctx, unfinishedKey(j.Tenant))
-	if j.BatchID != "" {
-		pipe.HIncrBy(ctx, BatchKey(j.BatchID), string(Queued), 1)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return fmt.Errorf("create job %s: %w", j.ID, err)
+		pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
+		for b, n := range batches {
+			pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return fmt.Errorf("create %d jobs: %w", len(chunk), err)
+		}
 	}
 	return nil
 }
 
-// Discard removes a job that never became durable in the queue (its publish
-// failed), undoing Create.
-func (s *Store) Discard(ctx context.Context, j *Job) error {
-	pipe := s.rdb.TxPipeline()
-	pipe.Del(ctx, key(j.ID))
-	pipe.Decr(ctx, unfinishedKey(j.Tenant))
-	if j.BatchID != "" {
-		pipe.HIncrBy(ctx, BatchKey(j.BatchID), string(Queued), -1)
+func recordFields(j *Job) map[string]any {
+	fields := map[string]any{
+		"id": j.ID, "tenant": j.Tenant, "status": string(Queued), "model": j.Model,
+		"tier": j.Tier, "created_at": ms(j.CreatedAt), "deadline": ms(j.Deadline),
+		"attempts": 0, "content_type": j.ContentType, "input_size": j.InputSize,
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	if len(j.Metadata) > 0 {
+		fields["metadata"] = string(j.Metadata)
+	}
+	// An inline input has no key: it lives in the queue message only.
+	for k, v := range map[string]string{"input_key": j.InputKey, "batch_id": j.BatchID, "file_name": j.FileName, "webhook_url": j.WebhookURL} {
+		if v != "" {
+			fields[k] = v
+		}
+	}
+	return fields
+}
+
+// withdraw undoes the Create of a job that was never accepted, exactly
+// once: a job still queued loses its record and its counts; any other
+// state is left to the caller (it returns that state). KEYS: the record,
+// the tenant's unfinished count. ARGV: the batch key, or "".
+var withdraw = redis.NewScript(`
+local cur = redis.call('HGET', KEYS[1], 'status')
+if not cur then return '' end
+if cur ~= 'queued' then return cur end
+redis.call('DEL', KEYS[1])
+redis.call('DECR', KEYS[2])
+if ARGV[1] ~= '' then redis.call('HINCRBY', ARGV[1], 'queued', -1) end
+return 'withdrawn'
+`)
+
+// Withdraw undoes the Create of jobs whose submit was refused after their
+// records were written (their publish failed), in one round trip. A job
+// that is still queued is removed with its counts, once, however often
+// Withdraw runs; a job that a scheduler or worker already took (its
+// message was stored before the failure) is canceled instead, so that it
+// runs no further and its counts settle through the state machine. A job
+// that already ended is left as it is.
+func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.Cmd, len(js))
+	for i, j := range js {
+		batch := ""
+		if j.BatchID != "" {
+			batch = BatchKey(j.BatchID)
+		}
+		cmds[i] = withdraw.Eval(ctx, pipe, []string{key(j.ID), unfinishedKey(j.Tenant)}, batch)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("withdraw %d jobs: %w", len(js), err)
+	}
+	var moves []Move
+	for i, c := range cmds {
+		st, err := c.Text()
+		if err != nil {
+			return fmt.Errorf("withdraw job %s: %w", js[i].ID, err)
+		}
+		if cur := State(st); CanTransition(cur, Canceled) {
+			moves = append(moves, Move{ID: js[i].ID, Tenant: js[i].Tenant, To: Canceled, Update: Update{FinishedAt: time.Now()}})
+		}
+	}
+	var errs []error
+	for _, res := range s.TransitionMany(ctx, moves) {
+		var te *TransitionError
+		if res.Err != nil && !errors.As(res.Err, &te) && !errors.Is(res.Err, ErrNotFound) {
+			errs = append(errs, res.Err)
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Unfinished is the tenant's count of jobs not yet in a terminal state.

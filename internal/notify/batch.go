@@ -138,9 +138,10 @@ func fromMS(s string) time.Time {
 // MS renders a time as the batch hash stores it (Unix milliseconds).
 func MS(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
-// settle counts one finished job of a batch and reports, once per batch,
-// that the batch has just completed. KEYS: the batch hash, its job list.
-// ARGV: "1" when the job met its deadline, now (ms), retention (ms).
+// settle counts finished jobs of a batch that met their deadline and
+// reports, once per batch, that the batch has just completed. KEYS: the
+// batch hash, its job list. ARGV: how many of the jobs met their deadline,
+// now (ms), retention (ms).
 //
 // The met_deadline count kept here is live but may lag (a job's end and
 // its notice are two steps, and a job may end without a notice); the
@@ -150,7 +151,7 @@ var settle = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local h = redis.call('HMGET', KEYS[1], 'jobs', 'succeeded', 'failed', 'canceled', 'expired', 'completed_at')
 if h[6] then return 0 end
-if ARGV[1] == '1' then redis.call('HINCRBY', KEYS[1], 'met_deadline', 1) end
+if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'met_deadline', ARGV[1]) end
 if not h[1] then return 0 end
 local ended = (tonumber(h[2]) or 0) + (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0)
 if ended < tonumber(h[1]) then return 0 end

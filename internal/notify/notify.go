@@ -51,12 +51,65 @@ func New(cfg Config) *Notifier {
 }
 
 // OnFinish has the shape of worker.Config.OnFinish: the worker calls it
-// once for each job it ended, after the end is durable.
-func (n *Notifier) OnFinish(ctx context.Context, m jobs.Message, to jobs.State) {
-	if err := n.Finished(ctx, m.ID, to); err != nil {
-		n.log.Error("notify: job ended, but its webhook or batch could not be recorded",
-			"job", m.ID, "tenant", m.Tenant, "model", m.Model, "tier", m.Tier, "status", to, "err", err)
+// once per batch with the jobs it ended, after their ends are durable. What
+// each end must tell comes from its message, so that the common job (no
+// webhook of its own) costs no round trip here: the jobs with a webhook are
+// read in one pipelined round trip and their webhooks enqueued, and each
+// batch touched is settled once, with the count of its jobs that met their
+// deadline. A message without these hints (older than them) is handled from
+// its record.
+func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
+	var read []jobs.Ended
+	met := map[string]int64{} // by batch: the ended jobs that met their deadline
+	for _, e := range ended {
+		if eventType(e.State) == "" {
+			continue
+		}
+		hint := e.Message.Notify
+		if hint == nil || hint.Webhook {
+			read = append(read, e)
+		}
+		if hint != nil && hint.Batch != "" {
+			met[hint.Batch] += b2i(e.MetDeadline)
+		}
 	}
+	if len(read) > 0 {
+		ids := make([]string, len(read))
+		for i, e := range read {
+			ids[i] = e.Message.ID
+		}
+		recs, err := n.cfg.Store.GetMany(ctx, ids)
+		if err != nil {
+			n.log.Error("notify: jobs ended, but their webhooks could not be recorded", "jobs", len(ids), "err", err)
+		}
+		for i, j := range recs {
+			e := read[i]
+			if j == nil {
+				continue // expired or gone meanwhile
+			}
+			if j.WebhookURL != "" {
+				if err := n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, eventType(e.State), j); err != nil {
+					n.log.Error("notify: job ended, but its webhook could not be recorded",
+						"job", j.ID, "tenant", j.Tenant, "model", j.Model, "tier", j.Tier, "status", e.State, "err", err)
+				}
+			}
+			if e.Message.Notify == nil && j.BatchID != "" {
+				met[j.BatchID] += b2i(e.MetDeadline)
+			}
+		}
+	}
+	for batch, n2 := range met {
+		if err := n.settle(ctx, batch, n2); err != nil {
+			n.log.Error("notify: jobs ended, but their batch could not be settled", "batch", batch, "err", err)
+		}
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // Finished handles one job that reached the terminal state to: it
@@ -75,7 +128,7 @@ func (n *Notifier) Finished(ctx context.Context, id string, to jobs.State) error
 		errs = append(errs, n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, typ, j))
 	}
 	if j.BatchID != "" {
-		errs = append(errs, n.settle(ctx, j.BatchID, j.MetDeadline != nil && *j.MetDeadline))
+		errs = append(errs, n.settle(ctx, j.BatchID, b2i(j.MetDeadline != nil && *j.MetDeadline)))
 	}
 	return errors.Join(errs...)
 }
@@ -83,10 +136,12 @@ func (n *Notifier) Finished(ctx context.Context, id string, to jobs.State) error
 // CheckBatch fires batch.completed if every job of the batch has ended
 // and nobody fired it yet. The submit calls it after it set the job count.
 func (n *Notifier) CheckBatch(ctx context.Context, batchID string) error {
-	return n.settle(ctx, batchID, false)
+	return n.settle(ctx, batchID, 0)
 }
 
-func (n *Notifier) settle(ctx context.Context, batchID string, met bool) error {
+// settle counts finished jobs of a batch that met their deadline and
+// fires batch.completed if the batch has just completed.
+func (n *Notifier) settle(ctx context.Context, batchID string, met int64) error {
 	now := time.Now()
 	keep := time.Duration(0)
 	if n.cfg.Retention > 0 {
@@ -96,7 +151,7 @@ func (n *Notifier) settle(ctx context.Context, batchID string, met bool) error {
 		keep = n.cfg.Retention + jobs.ExpiredGrace
 	}
 	done, err := settle.Run(ctx, n.cfg.Redis, []string{jobs.BatchKey(batchID), JobsKey(batchID)},
-		b2s(met), MS(now), keep.Milliseconds()).Int()
+		met, MS(now), keep.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("settle batch %s: %w", batchID, err)
 	}
@@ -157,11 +212,4 @@ func eventType(s jobs.State) string {
 		return webhook.EventJobCanceled
 	}
 	return ""
-}
-
-func b2s(b bool) string {
-	if b {
-		return "1"
-	}
-	return "0"
 }

@@ -224,9 +224,6 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 		}
 		return nil
 	}
-	if err := w.retry(ctx, "redis", func() error { return l.loadRecords(ctx, items) }); err != nil {
-		return abandon()
-	}
 	if err := w.retry(ctx, "s3", func() error { return l.fetchInputs(ctx, items) }); err != nil {
 		return abandon()
 	}
@@ -240,41 +237,10 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 	return b
 }
 
-// loadRecords reads the records of the batch and sets aside the jobs that
-// need no run: already finished (a redelivery after the result was
-// recorded), canceled, or without a record.
-func (l *modelLoop) loadRecords(ctx context.Context, items []*item) error {
-	var ids []string
-	var todo []*item
-	for _, it := range items {
-		if !it.done && it.rec == nil {
-			ids = append(ids, it.job.ID)
-			todo = append(todo, it)
-		}
-	}
-	if len(ids) == 0 {
-		return nil
-	}
-	recs, err := l.w.cfg.Store.GetMany(ctx, ids)
-	if err != nil {
-		return transient{err}
-	}
-	for i, it := range todo {
-		it.rec = recs[i]
-		switch {
-		case it.rec == nil:
-			l.w.log.Warn("job has no record, dropping", "job", it.job.ID, "tenant", it.job.Tenant, "model", l.model)
-			it.done = true
-			_ = it.msg.Ack()
-		case it.rec.Status.Terminal():
-			it.done = true
-			_ = it.msg.Ack()
-		}
-	}
-	return nil
-}
-
-// fetchInputs reads the inputs not yet read, in parallel.
+// fetchInputs reads the inputs not yet read from S3, in parallel; an
+// inline input is in its message already. The message, not the record,
+// says where the input is: the worker reads no record before it runs a
+// job (markRunning's transition sets aside the jobs that need no run).
 func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 	w := l.w
 	sem := make(chan struct{}, w.cfg.FetchParallel)
@@ -285,11 +251,15 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 		if it.done || it.input != nil || it.out.Err != nil {
 			continue
 		}
+		if it.job.Input != nil {
+			it.input = it.job.Input
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			data, err := w.cfg.Blob.Get(ctx, it.rec.InputKey, w.cfg.MaxInputBytes)
+			data, err := w.cfg.Blob.Get(ctx, it.job.InputKey, w.cfg.MaxInputBytes)
 			switch {
 			case errors.Is(err, blob.ErrNotFound):
 				w.fail(it, "input_missing", "the job's input is no longer in storage")
@@ -319,8 +289,8 @@ func (l *modelLoop) decode(m *models.Model, items []*item) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.rec.ContentType})
-			it.input = nil
+			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.job.ContentType})
+			it.input, it.job.Input = nil, nil
 			if err != nil {
 				var ie *models.InputError
 				if errors.As(err, &ie) {
@@ -473,6 +443,8 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 		return nil
 	}
 	var fault error
+	var ended []jobs.Ended
+	defer func() { w.finished(ctx, ended) }()
 	for i, res := range w.cfg.Store.TransitionMany(ctx, moves) {
 		it, to := todo[i], moves[i].To
 		var te *jobs.TransitionError
@@ -483,9 +455,10 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 			fault = transient{res.Err}
 			continue
 		default:
+			met := !now.After(it.job.Deadline)
 			queue.PublishEvent(w.cfg.NATS, it.job.Tenant, it.job.ID, to, now)
-			w.finished(ctx, it.job, to)
-			w.m.finished(l.model, it.job.Tier, to, !now.After(it.job.Deadline), now.Sub(it.job.CreatedAt))
+			ended = append(ended, jobs.Ended{Message: it.job, State: to, MetDeadline: met})
+			w.m.finished(l.model, it.job.Tier, to, met, now.Sub(it.job.CreatedAt))
 		}
 		it.done = true
 		if err := it.msg.Ack(); err != nil {

@@ -81,7 +81,7 @@ func (w *Worker) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
 		case err == nil:
 			w.log.Warn("job failed after max deliveries", "job", m.ID, "tenant", m.Tenant, "model", m.Model, "deliveries", adv.Delivered)
 			queue.PublishEvent(w.cfg.NATS, m.Tenant, m.ID, jobs.Failed, now)
-			w.finished(ctx, m, jobs.Failed)
+			w.finished(ctx, []jobs.Ended{{Message: m, State: jobs.Failed, MetDeadline: !now.After(m.Deadline)}})
 			w.m.dead.WithLabelValues(m.Model).Inc()
 			w.m.finished(m.Model, m.Tier, jobs.Failed, !now.After(m.Deadline), now.Sub(m.CreatedAt))
 		case isIllegal(err):

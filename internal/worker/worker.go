@@ -55,15 +55,15 @@ type Config struct {
 	// HoldLimit bounds how long a batch is held through a transient fault
 	// before its jobs are handed back to the queue.
 	HoldLimit time.Duration
-	// OnFinish, when set, is told of each job this worker moved to a
-	// terminal state, once, after the state is durable (webhooks and batch
-	// completion hang here).
-	OnFinish func(ctx context.Context, m jobs.Message, to jobs.State)
+	// OnFinish, when set, is told of the jobs this worker moved to a
+	// terminal state, once each, after their states are durable, a batch
+	// at a time (webhooks and batch completion hang here).
+	OnFinish func(ctx context.Context, ended []jobs.Ended)
 }
 
-func (w *Worker) finished(ctx context.Context, m jobs.Message, to jobs.State) {
-	if w.cfg.OnFinish != nil {
-		w.cfg.OnFinish(ctx, m, to)
+func (w *Worker) finished(ctx context.Context, ended []jobs.Ended) {
+	if w.cfg.OnFinish != nil && len(ended) > 0 {
+		w.cfg.OnFinish(ctx, ended)
 	}
 }
 
@@ -134,7 +134,6 @@ func (w *Worker) Run(fetch, work context.Context) error {
 type item struct {
 	msg    jetstream.Msg
 	job    jobs.Message
-	rec    *jobs.Job
 	input  []byte
 	sample models.Sample
 	out    models.Outcome
