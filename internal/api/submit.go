@@ -43,8 +43,10 @@ type submission struct {
 	// uploaded: the input was stored under the job's key by this request
 	// (and must be deleted if the job is refused).
 	uploaded bool
-	// uploadID names a presigned upload holding the input (JSON form).
+	// uploadID names a presigned upload holding the input (JSON form);
+	// upload is that upload as checked.
 	uploadID string
+	upload   *upload
 	// jobWebhooks: a batch's jobs send their own events too.
 	jobWebhooks bool
 	// fp fingerprints the request for its Idempotency-Key; nil without.
@@ -105,12 +107,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		return idem.answer(w, sub.fp.sum("POST /v1/jobs", sub))
 	}
 	if err == nil {
-		err = s.accept(ctx, j, t, sub)
+		err = s.accept(ctx, j, t, sub, g)
 	}
 	if err != nil {
 		return err
 	}
 	durable = true
+	if sub.upload != nil {
+		s.cfg.Intake.RemoveUpload(context.WithoutCancel(ctx), sub.upload.key)
+	}
 	s.m.submitted.WithLabelValues(j.Model, j.Tier).Inc()
 	s.m.submitDur.Observe(time.Since(start).Seconds())
 	s.log.Debug("job accepted", "job", j.ID, "tenant", t.Name, "model", j.Model, "tier", j.Tier, "bytes", j.InputSize)
@@ -179,7 +184,7 @@ func (s *Server) checkWebhook(ctx context.Context, t *tenants.Tenant, raw string
 // accept checks the whole submission, then makes the job durable
 // (intake.Commit: the record, then the message; only a stored message
 // earns a 202, and a failure withdraws the record).
-func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub *submission) error {
+func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub *submission, g *intake.Gather) error {
 	if err := s.checkModel(sub.model, sub.contentType); err != nil {
 		return err
 	}
@@ -192,10 +197,19 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 	if err := s.checkWebhook(ctx, t, sub.webhookURL); err != nil {
 		return err
 	}
-	if sub.uploadID != "" {
+	if sub.upload != nil {
 		if err := s.claimUpload(ctx, sub.uploadID, j.ID); err != nil {
 			return err
 		}
+		inp, err := g.Adopt(sub.upload.key, sub.upload.etag, blob.InputKey(j.Tenant, j.ID), j.FileName, sub.contentType, sub.size)
+		if err != nil {
+			s.unclaimUpload(ctx, sub.uploadID, j.ID)
+			if errors.Is(err, intake.ErrUploadChanged) {
+				return errf(http.StatusConflict, "upload_changed", "the upload was written again while the job was being accepted; submit again")
+			}
+			return err
+		}
+		j.InputKey = inp.Key
 	}
 	if err := s.cfg.Intake.Commit(ctx, nil, []*jobs.Job{j}); err != nil {
 		s.unclaimUpload(ctx, sub.uploadID, j.ID)

@@ -22,8 +22,11 @@ import (
 // straight to S3, then submits a job naming the upload_id. The upload
 // belongs to the tenant that made it; its declared size and content type
 // are checked against the stored object when a job names it (the URL also
-// signs the content type, so S3 refuses a PUT with another). An upload
-// feeds one job: a second job naming it gets 409 upload_already_used.
+// signs the content type and the length, so S3 refuses a PUT with
+// another). The accepted job runs on a server-side copy of the object as
+// checked (intake's Gather.Adopt), not on the upload itself, whose URL
+// stays writable for an hour. An upload feeds one job: a second job naming
+// it gets 409 upload_already_used.
 
 // uploadRecordTTL is how long an upload id can be named by a job.
 const uploadRecordTTL = 24 * time.Hour
@@ -71,8 +74,11 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, t *tenants
 	id := "u_" + jobs.NewID()
 	key := UploadObjectKey(t.Name, id)
 	expires := time.Now().Add(s.cfg.UploadExpiry)
+	// Signing the length bounds what the URL takes at S3 itself: a PUT of
+	// any other length fails its signature check.
+	size := strconv.FormatInt(req.Size, 10)
 	u, err := s.cfg.Blob.Client().PresignHeader(ctx, http.MethodPut, s.cfg.Blob.Bucket(), key, s.cfg.UploadExpiry, nil,
-		http.Header{"Content-Type": []string{ct}})
+		http.Header{"Content-Type": []string{ct}, "Content-Length": []string{size}})
 	if err != nil {
 		return fmt.Errorf("presign upload: %w", err)
 	}
@@ -87,7 +93,7 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, t *tenants
 		return fmt.Errorf("record upload %s: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, uploadCreated{
-		UploadID: id, URL: u.String(), Method: http.MethodPut, Headers: map[string]string{"Content-Type": ct},
+		UploadID: id, URL: u.String(), Method: http.MethodPut, Headers: map[string]string{"Content-Type": ct, "Content-Length": size},
 		ExpiresAt: expires.UTC().Format(jobs.TimeFormat), ContentType: ct, Size: req.Size,
 	})
 	return nil
@@ -124,10 +130,14 @@ func (s *Server) useUpload(ctx context.Context, j *jobs.Job, sub *submission) er
 		return errf(http.StatusUnprocessableEntity, "upload_mismatch",
 			fmt.Sprintf("the upload holds %d bytes of %s; it was declared as %d bytes of %s", info.Size, gotCT, size, m["content_type"]))
 	}
-	j.InputKey, j.FileName = m["key"], m["file_name"]
+	j.FileName = m["file_name"]
+	sub.upload = &upload{key: m["key"], etag: info.ETag}
 	sub.contentType, sub.size = m["content_type"], info.Size
 	return nil
 }
+
+// upload is the presigned upload a submit names, as checked.
+type upload struct{ key, etag string }
 
 var errUploadUsed = errf(http.StatusConflict, "upload_already_used", "this upload is already the input of another job")
 

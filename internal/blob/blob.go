@@ -17,8 +17,13 @@ import (
 	"github.com/minio/minio-go/v7/pkg/credentials"
 )
 
-// ErrNotFound is an object that does not exist.
-var ErrNotFound = errors.New("object not found")
+// Errors a caller branches on.
+var (
+	// ErrNotFound is an object that does not exist.
+	ErrNotFound = errors.New("object not found")
+	// ErrTooLarge is an object over the size its reader allows.
+	ErrTooLarge = errors.New("object over the size limit")
+)
 
 // Store is one bucket.
 type Store struct {
@@ -144,7 +149,7 @@ func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) 
 		return nil, fmt.Errorf("get %s: %w", key, err)
 	}
 	if int64(len(b)) > max {
-		return nil, fmt.Errorf("get %s: object over %d bytes", key, max)
+		return nil, fmt.Errorf("get %s: %w (%d bytes)", key, ErrTooLarge, max)
 	}
 	return b, nil
 }

@@ -263,3 +263,36 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Adopt takes a presigned upload (the object at src, checked by the caller
+// to be etag, of size bytes) as the input stored at key: a server-side
+// copy, made only if src is still that object. The upload's URL stays
+// writable for its whole validity; the copy is written by nobody else, so
+// what was checked is what runs. The caller removes src once the job is
+// durable (RemoveUpload); Close deletes the copy if it is not.
+func (g *Gather) Adopt(src, etag, key, name, contentType string, size int64) (*Input, error) {
+	c, b := g.in.cfg.Blob.Client(), g.in.cfg.Blob.Bucket()
+	_, err := c.CopyObject(g.ctx, minio.CopyDestOptions{Bucket: b, Object: key},
+		minio.CopySrcOptions{Bucket: b, Object: src, MatchETag: etag})
+	if err != nil {
+		if code := minio.ToErrorResponse(err).Code; code == "PreconditionFailed" || code == "NoSuchKey" {
+			return nil, ErrUploadChanged
+		}
+		return nil, fmt.Errorf("copy upload %s: %w", src, err)
+	}
+	inp := &Input{Name: name, ContentType: contentType, Size: size, Key: key, stored: true}
+	g.all = append(g.all, inp)
+	return inp, nil
+}
+
+// ErrUploadChanged is a presigned upload whose object changed (or went)
+// between its check and its copy.
+var ErrUploadChanged = errors.New("the upload changed while it was being accepted")
+
+// RemoveUpload deletes an adopted upload's own object, best effort: the
+// job runs on its copy.
+func (in *Intake) RemoveUpload(ctx context.Context, src string) {
+	if err := in.cfg.Blob.Delete(ctx, src); err != nil {
+		in.log.Warn("remove an adopted upload", "key", src, "err", err)
+	}
+}

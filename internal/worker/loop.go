@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -263,6 +264,10 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 			switch {
 			case errors.Is(err, blob.ErrNotFound):
 				w.fail(it, "input_missing", "the job's input is no longer in storage")
+			case errors.Is(err, blob.ErrTooLarge):
+				// Not a fault of S3: this job's input alone is wrong, and
+				// holding the batch for it would hold every job in it.
+				w.fail(it, "input_too_large", fmt.Sprintf("the job's input in storage is over %d bytes", w.cfg.MaxInputBytes))
 			case err != nil:
 				mu.Lock()
 				fault = transient{err}
