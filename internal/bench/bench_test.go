@@ -61,7 +61,8 @@ func TestScenariosTiny(t *testing.T) {
 	}
 	// The ratios and targets issue 16 reads are wired up.
 	for name, keys := range map[string][]string{
-		"ingest": {"ingest_files_per_s_over_jetstream_publish_multipart", "ingest_files_per_s_over_jetstream_publish_zip"},
+		"ingest":     {"ingest_files_per_s_over_jetstream_publish_multipart", "ingest_files_per_s_over_jetstream_publish_zip"},
+		"asynq-peer": {"inferq_over_asynq_digits", "inferq_over_asynq_inline_digits"},
 	} {
 		for _, k := range keys {
 			if _, ok := rep.Scenarios[name].Ratios[k]; !ok {
@@ -70,7 +71,8 @@ func TestScenariosTiny(t *testing.T) {
 		}
 	}
 	for name, keys := range map[string][]string{
-		"ingest": {"ingest_files_per_s_multipart", "ingest_files_per_s_zip"},
+		"ingest":     {"ingest_files_per_s_multipart", "ingest_files_per_s_zip"},
+		"asynq-peer": {"inferq_over_asynq_digits"},
 	} {
 		for _, k := range keys {
 			if _, ok := rep.Scenarios[name].Targets[k]; !ok {

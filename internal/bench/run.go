@@ -58,8 +58,11 @@ type Size struct {
 	IngestDrain time.Duration // bounds the wait for a batch to be done
 	// asynq-peer
 	PeerModels []string
-	PeerTune   []int // asynq concurrencies tried
-	TuneWindow time.Duration
+	// PeerInlineModels also get the peer that carries the input in the
+	// asynq task's payload (small inputs only).
+	PeerInlineModels []string
+	PeerTune         []int // asynq concurrencies tried
+	TuneWindow       time.Duration
 	// batching
 	BatchingModels []string
 	// sla
@@ -89,8 +92,8 @@ func Full() Size {
 		JSWindow:   5 * time.Second, LatencyWindow: 10 * time.Second, ProfileWindow: 6 * time.Second,
 		ProfileMisses: true,
 		IngestFiles:   10000, IngestDrain: 5 * time.Minute,
-		PeerModels: []string{"digits", "resnet18"},
-		PeerTune:   []int{1, 2, 4, 8}, TuneWindow: 5 * time.Second,
+		PeerModels: []string{"digits", "resnet18"}, PeerInlineModels: []string{"digits"},
+		PeerTune: []int{1, 2, 4, 8}, TuneWindow: 5 * time.Second,
 		BatchingModels: []string{"digits", "resnet18"},
 		SimScale:       1,
 		SLAModel:       "resnet18", SLAArrivals: 30 * time.Second,
@@ -108,8 +111,8 @@ func Tiny() Size {
 		FleetModel: "digits",
 		JSWindow:   500 * time.Millisecond, LatencyWindow: time.Second, ProfileWindow: time.Second,
 		IngestFiles: 300, IngestDrain: time.Minute,
-		PeerModels: []string{"digits"},
-		PeerTune:   []int{1, 2}, TuneWindow: 700 * time.Millisecond,
+		PeerModels: []string{"digits"}, PeerInlineModels: []string{"digits"},
+		PeerTune: []int{1, 2}, TuneWindow: 700 * time.Millisecond,
 		BatchingModels: []string{"digits"},
 		SimScale:       0.02,
 		SLAModel:       "digits", SLAArrivals: 2 * time.Second,
