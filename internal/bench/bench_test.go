@@ -61,6 +61,7 @@ func TestScenariosTiny(t *testing.T) {
 	}
 	// The ratios and targets issue 16 reads are wired up.
 	for name, keys := range map[string][]string{
+		"overhead":   {"fleet_over_jetstream", "cold_over_warm"},
 		"ingest":     {"ingest_files_per_s_over_jetstream_publish_multipart", "ingest_files_per_s_over_jetstream_publish_zip"},
 		"asynq-peer": {"inferq_over_asynq_digits", "inferq_over_asynq_inline_digits"},
 	} {
@@ -71,6 +72,7 @@ func TestScenariosTiny(t *testing.T) {
 		}
 	}
 	for name, keys := range map[string][]string{
+		"overhead":   {"fleet_over_jetstream", "cpu_us_per_job_all", "load80_p99_ms", "cold_minus_warm_ms"},
 		"ingest":     {"ingest_files_per_s_multipart", "ingest_files_per_s_zip"},
 		"asynq-peer": {"inferq_over_asynq_digits"},
 	} {

@@ -53,6 +53,9 @@ type Size struct {
 	// ProfileMisses profiles fleet-vs-raw and asynq-peer too (the
 	// scenarios whose targets are at risk), not only overhead.
 	ProfileMisses bool
+	// WarmJobs is how many single echo jobs follow the cold first one on
+	// a fresh fleet, one at a time.
+	WarmJobs int
 	// ingest
 	IngestFiles int           // files in each batch (and messages in the JetStream publish)
 	IngestDrain time.Duration // bounds the wait for a batch to be done
@@ -90,8 +93,8 @@ func Full() Size {
 		},
 		FleetModel: "resnet18",
 		JSWindow:   5 * time.Second, LatencyWindow: 10 * time.Second, ProfileWindow: 6 * time.Second,
-		ProfileMisses: true,
-		IngestFiles:   10000, IngestDrain: 5 * time.Minute,
+		ProfileMisses: true, WarmJobs: 5,
+		IngestFiles: 10000, IngestDrain: 5 * time.Minute,
 		PeerModels: []string{"digits", "resnet18"}, PeerInlineModels: []string{"digits"},
 		PeerTune: []int{1, 2, 4, 8}, TuneWindow: 5 * time.Second,
 		BatchingModels: []string{"digits", "resnet18"},
@@ -110,6 +113,7 @@ func Tiny() Size {
 		RawCases:   []rawCase{{"digits", []int{1, 8}}, {"echo", []int{1, 8}}},
 		FleetModel: "digits",
 		JSWindow:   500 * time.Millisecond, LatencyWindow: time.Second, ProfileWindow: time.Second,
+		WarmJobs:    3,
 		IngestFiles: 300, IngestDrain: time.Minute,
 		PeerModels: []string{"digits"}, PeerInlineModels: []string{"digits"},
 		PeerTune: []int{1, 2}, TuneWindow: 700 * time.Millisecond,
