@@ -30,7 +30,7 @@ func main() {
 	var scenarios, size, out string
 	var list bool
 	flag.StringVar(&scenarios, "scenario", "", "comma-separated scenarios to run (default: all): "+strings.Join(bench.ScenarioNames(), ", "))
-	flag.StringVar(&size, "size", "full", "full (about 13 minutes on 2 cores) or tiny (seconds, checks the harness)")
+	flag.StringVar(&size, "size", "full", "full (about 15 minutes on 2 cores) or tiny (seconds, checks the harness)")
 	flag.StringVar(&out, "out", "", "directory for benchmarks.md and benchmarks.json (default: docs for a full run of every scenario, else a temp dir)")
 	flag.BoolVar(&list, "list", false, "list the scenarios and exit")
 	flag.Parse()

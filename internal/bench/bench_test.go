@@ -1,9 +1,12 @@
 package bench
 
 import (
+	"archive/zip"
 	"bytes"
 	"context"
 	"encoding/json"
+	"image/png"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -54,6 +57,29 @@ func TestScenariosTiny(t *testing.T) {
 	for _, name := range ScenarioNames() {
 		if !strings.Contains(string(md), "## "+name+":") {
 			t.Errorf("benchmarks.md has no section for %s", name)
+		}
+	}
+	// The ratios and targets issue 16 reads are wired up.
+	for name, keys := range map[string][]string{
+		"overhead":   {"fleet_over_jetstream", "cold_over_warm"},
+		"ingest":     {"ingest_files_per_s_over_jetstream_publish_multipart", "ingest_files_per_s_over_jetstream_publish_zip"},
+		"asynq-peer": {"inferq_over_asynq_digits", "inferq_over_asynq_inline_digits"},
+	} {
+		for _, k := range keys {
+			if _, ok := rep.Scenarios[name].Ratios[k]; !ok {
+				t.Errorf("%s reports no ratio %s", name, k)
+			}
+		}
+	}
+	for name, keys := range map[string][]string{
+		"overhead":   {"fleet_over_jetstream", "cpu_us_per_job_all", "load80_p99_ms", "cold_minus_warm_ms"},
+		"ingest":     {"ingest_files_per_s_multipart", "ingest_files_per_s_zip"},
+		"asynq-peer": {"inferq_over_asynq_digits"},
+	} {
+		for _, k := range keys {
+			if _, ok := rep.Scenarios[name].Targets[k]; !ok {
+				t.Errorf("%s has no target on %s", name, k)
+			}
 		}
 	}
 	// Every scenario that has a target reports it against a value it
@@ -127,6 +153,63 @@ func checkShape(t *testing.T, b []byte, want []string) {
 				t.Errorf("%s target %s: %v, want {want: number, met: bool}", name, k, tg)
 			}
 		}
+	}
+}
+
+// TestIngestFiles checks the ingest scenario's batch: the same bytes every
+// run, PNGs of about 2 KiB that decode, and a zip that holds each of them
+// under its name.
+func TestIngestFiles(t *testing.T) {
+	const n = 30
+	a, err := ingestFiles(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := ingestFiles(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for i := range a {
+		if !bytes.Equal(a[i], b[i]) {
+			t.Fatalf("file %d differs between two draws", i)
+		}
+		img, err := png.Decode(bytes.NewReader(a[i]))
+		if err != nil {
+			t.Fatalf("file %d: %v", i, err)
+		}
+		if sz := img.Bounds().Size(); sz.X != ingestPNGSize || sz.Y != ingestPNGSize {
+			t.Errorf("file %d is %v", i, sz)
+		}
+		total += len(a[i])
+	}
+	if m := total / n; m < 1536 || m > 2560 {
+		t.Errorf("files are %d bytes on average, want about 2 KiB", m)
+	}
+	z, err := zipOf(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(z), int64(len(z)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zr.File) != n {
+		t.Fatalf("zip holds %d files, want %d", len(zr.File), n)
+	}
+	for i, zf := range zr.File {
+		rc, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || zf.Name != ingestName(i) || !bytes.Equal(got, a[i]) {
+			t.Errorf("zip entry %d: %s (%v), want %s with the file's bytes", i, zf.Name, err, ingestName(i))
+		}
+	}
+	if d := inlineMessageSize("digits", 2048); d <= 2048 {
+		t.Errorf("a job message with 2048 bytes inline is %d bytes", d)
 	}
 }
 

@@ -88,6 +88,12 @@ func runFleetRaw(ctx context.Context, e *env, r *Result) error {
 // cpuTable renders the CPU time per completed job of each process,
 // summed over the phases given.
 func cpuTable(uses []*cpuUse, jobs []float64) string {
+	return cpuTableOver(uses, jobs, "over whole phases, warm-up and drain included, divided by the jobs completed in them")
+}
+
+// cpuTableOver is cpuTable with its own account of what the CPU was
+// measured over and divided by.
+func cpuTableOver(uses []*cpuUse, jobs []float64, over string) string {
 	tot := map[string]time.Duration{}
 	var n float64
 	for i, u := range uses {
@@ -108,7 +114,7 @@ func cpuTable(uses []*cpuUse, jobs []float64) string {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f%% |\n", k, float64(tot[k].Microseconds())/n, 100*float64(tot[k])/float64(all))
 	}
 	fmt.Fprintf(&b, "| **all** | %.0f | 100%% |\n", float64(all.Microseconds())/n)
-	b.WriteString("\nCPU time of each process (from /proc, 10 ms ticks) over whole phases, warm-up and drain included, divided by the jobs completed in them.")
+	b.WriteString("\nCPU time of each process (from /proc, 10 ms ticks) " + over + ".")
 	return b.String()
 }
 

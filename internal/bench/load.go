@@ -56,6 +56,8 @@ type tierShare struct {
 type peerConn struct {
 	Redis string      `json:"redis"` // host:port
 	S3    blob.Config `json:"s3"`
+	// Inline carries the input in the task's payload instead of S3.
+	Inline bool `json:"inline,omitempty"`
 }
 
 // loadResult is what a load generator saw.
@@ -386,13 +388,15 @@ const (
 
 type peerPayload struct {
 	ID          string `json:"id"`
-	Key         string `json:"key"`
+	Key         string `json:"key,omitempty"`
+	Data        []byte `json:"data,omitempty"` // the input itself, when it rides inline
 	ContentType string `json:"ct"`
 }
 
 // peerJob is the client side of the pipeline a team would build by hand:
 // put the input in S3, enqueue one asynq task naming it, and block on a
-// Redis list the handler pushes to when the result is stored.
+// Redis list the handler pushes to when the result is stored. Inline, the
+// task carries the input itself, as a team would do for small inputs.
 func peerJob(spec loadSpec) (jobFunc, func(), error) {
 	rdb := redis.NewClient(&redis.Options{Addr: spec.Peer.Redis, PoolSize: 2*spec.Concurrency + 64})
 	store, err := blob.Open(spec.Peer.S3)
@@ -408,11 +412,16 @@ func peerJob(spec loadSpec) (jobFunc, func(), error) {
 		n++
 		id := fmt.Sprintf("%s-%d", prefix, n)
 		mu.Unlock()
-		key := "inputs/peer/" + id
-		if _, err := store.Put(ctx, key, bytes.NewReader(in), int64(len(in)), spec.ContentType); err != nil {
-			return nil, err
+		p := peerPayload{ID: id, ContentType: spec.ContentType}
+		if spec.Peer.Inline {
+			p.Data = in
+		} else {
+			p.Key = "inputs/peer/" + id
+			if _, err := store.Put(ctx, p.Key, bytes.NewReader(in), int64(len(in)), spec.ContentType); err != nil {
+				return nil, err
+			}
 		}
-		payload, _ := json.Marshal(peerPayload{ID: id, Key: key, ContentType: spec.ContentType})
+		payload, _ := json.Marshal(p)
 		if _, err := ac.EnqueueContext(ctx, asynq.NewTask(peerTask, payload), asynq.MaxRetry(3), asynq.Timeout(2*time.Minute)); err != nil {
 			return nil, err
 		}

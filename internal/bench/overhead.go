@@ -18,17 +18,17 @@ import (
 	"github.com/inferq/inferq/internal/jobs"
 )
 
-const aboutOverhead = "`echo` (next to no compute) through the whole fleet, so that what is measured is the fleet itself: the saturated rate (closed loop), the CPU each process spends per job, and latency percentiles under open-loop Poisson load at 50% and 90% of the saturated rate. Beside it, alternating with the saturated phases, the raw JetStream rate of this machine for publish + pull-consume + ack of a message of the size the fleet's queue messages have, measured by the harness with nats.go on the same NATS server (file storage, work-queue retention, like the fleet's streams). A job crosses two streams (JOBS, RUN), S3 twice, Redis several times and two HTTP requests, so the ratio says how much of JetStream's ceiling the rest of the path leaves; the profiles say where the time goes."
+const aboutOverhead = "`echo` (next to no compute) through the whole fleet, so that what is measured is the fleet itself: the saturated rate (closed loop), the CPU each process spends per job, and latency percentiles under open-loop Poisson load at 80% and 90% of the saturated rate. Beside it, alternating with the saturated phases, the raw JetStream rate of this machine for publish + pull-consume + ack of a message of the size the fleet's queue messages have (an echo job's with its 1 KiB input inline, as small inputs travel), measured by the harness with nats.go on the same NATS server (file storage, work-queue retention, like the fleet's streams). A job crosses two streams (JOBS, RUN), Redis several times and two HTTP requests, so the ratio says how much of JetStream's ceiling the rest of the path leaves; the profiles say where the time goes. First of all, the cold first job, tried as a new user would: a fresh fleet (its own NATS and Redis) whose producer, scheduler and worker are started at once, as docker compose or a script starts them; once every process answers `/readyz`, one echo job from a new client, timed from submit to `succeeded` (long-poll), then a few more one at a time; a fresh fleet each round. One more fresh fleet gets its first job as soon as the producer alone answers `/readyz` (what a user of the API alone can see): a figure, not the target."
 
-// jsMessageSize is the size of the fleet's queue message for a typical job.
+// jsMessageSize is the size of the fleet's queue message for a typical
+// echo job: its input is small enough to ride inline.
 func jsMessageSize() int {
 	now := time.Now().UTC()
-	m := jobs.Message{
-		V: jobs.MessageVersion, ID: jobs.NewID(), Tenant: "bench-standard", Tier: "standard", Model: "echo",
-		CreatedAt: now, Deadline: now.Add(time.Minute), InputKey: "inputs/bench-standard/" + jobs.NewID(),
+	return len(jobs.MessageFor(&jobs.Job{
+		ID: jobs.NewID(), Tenant: "bench-standard", Tier: "standard", Model: "echo",
+		CreatedAt: now, Deadline: now.Add(time.Minute), Input: make([]byte, echoInputBytes),
 		ContentType: "application/octet-stream", InputSize: echoInputBytes,
-	}
-	return len(m.Encode())
+	}).Encode())
 }
 
 // jetstreamRate publishes messages of size bytes to a file-backed
@@ -107,6 +107,24 @@ func runOverhead(ctx context.Context, e *env, r *Result) error {
 	if err != nil {
 		return err
 	}
+	// The cold first job first, on fleets of its own, while the machine
+	// is otherwise idle.
+	var colds []coldStart
+	for i := range s.Rounds {
+		cs, err := e.coldFleet(ctx, in, false)
+		if err != nil {
+			return fmt.Errorf("cold first job: %w", err)
+		}
+		colds = append(colds, cs)
+		e.logf("overhead cold start %d: every /readyz after %.1fs, first job %.0f ms, then %s ms", i+1, cs.ready.Seconds(), cs.cold, fmtList(cs.warm))
+	}
+	// And once as a user who asks only the API (the producer) whether the
+	// fleet is ready.
+	apiOnly, err := e.coldFleet(ctx, in, true)
+	if err != nil {
+		return fmt.Errorf("cold first job, producer's /readyz only: %w", err)
+	}
+	e.logf("overhead cold start, producer's /readyz only: ready after %.1fs, first job %.0f ms, then %s ms", apiOnly.ready.Seconds(), apiOnly.cold, fmtList(apiOnly.warm))
 	f, err := e.startFleet(fleetOpts{name: "overhead", models: []string{"echo"}, env: []string{"INFERQ_PPROF=1"}})
 	if err != nil {
 		return err
@@ -137,12 +155,20 @@ func runOverhead(ctx context.Context, e *env, r *Result) error {
 	}
 	satRate := mean(fleetRates)
 	r.ratio("fleet_over_jetstream", ratioOfRounds(fleetRates, jsRates), fmt.Sprintf("echo jobs/s through the fleet over raw JetStream publish+consume+ack msgs/s (%d-byte messages)", size))
+	r.atLeast("fleet_over_jetstream", 0.035, "single-job HTTP echo throughput at least 0.035 of raw JetStream's")
+	var coldMs, warmMs, readyS []float64
+	for _, c := range colds {
+		coldMs, warmMs, readyS = append(coldMs, c.cold), append(warmMs, median(c.warm)), append(readyS, c.ready.Seconds())
+	}
+	r.ratio("cold_over_warm", ratioOfRounds(coldMs, warmMs), "the first echo job on a fresh, ready fleet over the median of the next ones (submit to succeeded, one at a time)")
 
-	// Latency under open-loop load at 50% and 90% of saturation.
+	// Latency under open-loop load at 80% (the target's) and 90% of
+	// saturation.
+	pcts := []int{80, 90}
 	lat := map[int][]float64{}
 	got := map[int][]float64{}
 	for range s.Rounds {
-		for _, pct := range []int{50, 90} {
+		for _, pct := range pcts {
 			res, _, err := f.load(ctx, loadSpec{Model: "echo", Inputs: in.paths, ContentType: in.contentType,
 				Rate: satRate * float64(pct) / 100, Warmup: s.Warmup, Window: s.LatencyWindow, Seed: uint64(pct)})
 			if err != nil {
@@ -156,18 +182,34 @@ func runOverhead(ctx context.Context, e *env, r *Result) error {
 	r.figure("jetstream_msgs_per_s", mean(jsRates), "msgs/s, publish + pull + ack, one stream, same server")
 	r.figure("message_bytes", float64(size), "bytes per queue message")
 	r.figure("worker_mean_batch", mean(batches), "jobs per inference run, saturated")
-	for _, pct := range []int{50, 90} {
+	for _, pct := range pcts {
 		r.figure(fmt.Sprintf("load%d_jobs_per_s", pct), mean(got[pct]), fmt.Sprintf("jobs/s achieved at %d%% of saturation (open loop)", pct))
 		for _, p := range []float64{50, 95, 99} {
 			r.figure(fmt.Sprintf("load%d_p%.0f_ms", pct, p), percentile(lat[pct], p), fmt.Sprintf("ms, submit to result at %d%% load", pct))
 		}
 	}
+	r.atMostTarget("load80_p99_ms", 500, "p99 latency at 80% of the saturated rate at most 500 ms")
 	per := cpuPerJob(cpu, njobs)
+	var all, fleetOnly float64
 	for _, k := range sortedKeys(per) {
 		r.figure("cpu_us_per_job_"+strings.ReplaceAll(k, " ", "_"), per[k], "CPU µs per job, saturated")
+		all += per[k]
+		if k != "load generator" {
+			fleetOnly += per[k]
+		}
 	}
+	r.figure("cpu_us_per_job_all", all, "CPU µs per job over all processes, the load generator (the fleet's client) included, saturated")
+	r.figure("cpu_us_per_job_fleet", fleetOnly, "CPU µs per job over the fleet's processes (producer, scheduler, worker, NATS, Redis, MinIO), saturated")
+	r.atMostTarget("cpu_us_per_job_all", 1500, "CPU per echo job over all processes (load generator included, as issue 16 measured its 5.0 ms) at most 1.5 ms")
+	r.figure("cold_first_job_ms", mean(coldMs), "ms, the first echo job on a fresh fleet, submit to succeeded (mean of rounds)")
+	r.figure("warm_job_ms", mean(warmMs), fmt.Sprintf("ms, the median of the %d jobs after it, one at a time (mean of rounds)", s.WarmJobs))
+	r.figure("cold_minus_warm_ms", mean(coldMs)-mean(warmMs), "ms the first job takes beyond a warm one")
+	r.atMostTarget("cold_minus_warm_ms", 100, "the first job on a fresh, ready fleet within 100 ms of a warm one")
+	r.figure("fleet_ready_s", mean(readyS), "s from starting producer, scheduler and worker at once to every /readyz answering 200 (mean of rounds)")
+	r.figure("first_job_after_producer_ready_ms", apiOnly.cold, "ms, the first echo job on a fresh fleet submitted as soon as the producer's /readyz answers 200, the other processes not waited for (one fleet)")
 	r.addSection("CPU per job by process", cpuTable(cpu, njobs))
 	r.addSection("Each round", roundsTable([]string{"fleet jobs/s", "jetstream msgs/s"}, fleetRates, jsRates))
+	r.addSection("Cold first job", coldTable(colds)+fmt.Sprintf("\n\nOne more fresh fleet, its first job submitted as soon as the producer's `/readyz` answered (after %.1f s), the scheduler's and worker's not waited for: %s ms, then %s ms.", apiOnly.ready.Seconds(), fmtVal(apiOnly.cold), fmtList(apiOnly.warm)))
 
 	if s.ProfileWindow > 0 {
 		ps, err := e.profileFleet(ctx, f, sat, s.ProfileWindow)

@@ -53,10 +53,19 @@ type Size struct {
 	// ProfileMisses profiles fleet-vs-raw and asynq-peer too (the
 	// scenarios whose targets are at risk), not only overhead.
 	ProfileMisses bool
+	// WarmJobs is how many single echo jobs follow the cold first one on
+	// a fresh fleet, one at a time.
+	WarmJobs int
+	// ingest
+	IngestFiles int           // files in each batch (and messages in the JetStream publish)
+	IngestDrain time.Duration // bounds the wait for a batch to be done
 	// asynq-peer
 	PeerModels []string
-	PeerTune   []int // asynq concurrencies tried
-	TuneWindow time.Duration
+	// PeerInlineModels also get the peer that carries the input in the
+	// asynq task's payload (small inputs only).
+	PeerInlineModels []string
+	PeerTune         []int // asynq concurrencies tried
+	TuneWindow       time.Duration
 	// batching
 	BatchingModels []string
 	// sla
@@ -71,7 +80,7 @@ type rawCase struct {
 	Batches []int
 }
 
-// Full is the size `make bench` runs: about 14 minutes on a 2-core machine.
+// Full is the size `make bench` runs: about 15 minutes on a 2-core machine.
 func Full() Size {
 	return Size{
 		Name: "full", Rounds: 2, Warmup: 3 * time.Second, Window: 10 * time.Second,
@@ -84,8 +93,10 @@ func Full() Size {
 		},
 		FleetModel: "resnet18",
 		JSWindow:   5 * time.Second, LatencyWindow: 10 * time.Second, ProfileWindow: 6 * time.Second,
-		ProfileMisses: true,
-		PeerModels:    []string{"digits", "resnet18"}, PeerTune: []int{1, 2, 4, 8}, TuneWindow: 5 * time.Second,
+		ProfileMisses: true, WarmJobs: 5,
+		IngestFiles: 10000, IngestDrain: 5 * time.Minute,
+		PeerModels: []string{"digits", "resnet18"}, PeerInlineModels: []string{"digits"},
+		PeerTune: []int{1, 2, 4, 8}, TuneWindow: 5 * time.Second,
 		BatchingModels: []string{"digits", "resnet18"},
 		SimScale:       1,
 		SLAModel:       "resnet18", SLAArrivals: 30 * time.Second,
@@ -102,7 +113,10 @@ func Tiny() Size {
 		RawCases:   []rawCase{{"digits", []int{1, 8}}, {"echo", []int{1, 8}}},
 		FleetModel: "digits",
 		JSWindow:   500 * time.Millisecond, LatencyWindow: time.Second, ProfileWindow: time.Second,
-		PeerModels: []string{"digits"}, PeerTune: []int{1, 2}, TuneWindow: 700 * time.Millisecond,
+		WarmJobs:    3,
+		IngestFiles: 300, IngestDrain: time.Minute,
+		PeerModels: []string{"digits"}, PeerInlineModels: []string{"digits"},
+		PeerTune: []int{1, 2}, TuneWindow: 700 * time.Millisecond,
 		BatchingModels: []string{"digits"},
 		SimScale:       0.02,
 		SLAModel:       "digits", SLAArrivals: 2 * time.Second,
@@ -134,6 +148,7 @@ func Scenarios() []Scenario {
 		{"ort-raw", "ONNX Runtime alone, in process", aboutORTRaw, runORTRaw},
 		{"fleet-vs-raw", "the whole fleet against ONNX Runtime alone", aboutFleetRaw, runFleetRaw},
 		{"overhead", "the fleet's own cost per job, beside JetStream's ceiling", aboutOverhead, runOverhead},
+		{"ingest", "a bulk batch of small files, beside JetStream's publish rate", aboutIngest, runIngest},
 		{"asynq-peer", "inferq against a hand-built asynq pipeline", aboutPeer, runPeer},
 		{"batching", "adaptive batching against max_batch 1", aboutBatching, runBatching},
 		{"sla", "scheduling policies under overload: simulator and real fleet", aboutSLA, runSLA},
