@@ -28,6 +28,9 @@ type echoResult struct {
 	Sum    float64 `json:"sum"`
 }
 
+// echoSumBytes is how many leading bytes the echo model sums.
+const echoSumBytes = 4096
+
 func checkEcho(t *testing.T, j *client.Job, input []byte) {
 	t.Helper()
 	if j.Status != "succeeded" {
@@ -39,7 +42,7 @@ func checkEcho(t *testing.T, j *client.Job, input []byte) {
 	}
 	sum := sha256.Sum256(input)
 	var want float64
-	for _, b := range input {
+	for _, b := range input[:min(len(input), echoSumBytes)] {
 		want += float64(b)
 	}
 	if r.Bytes != len(input) || r.SHA256 != hex.EncodeToString(sum[:]) || r.Sum != want {
