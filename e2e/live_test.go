@@ -158,3 +158,67 @@ func TestLiveStatusWithoutPolling(t *testing.T) {
 		t.Fatal("no succeeded event on the job's NATS subject")
 	}
 }
+
+// TestWaitersSeeAnEndWithoutItsEvent: events are not stored, so a waiter
+// whose job ended without an event reaching it (a lost publish, a NATS
+// blip) must still learn of the end: the long-poll answers and the SSE
+// stream closes with the final job, from the record, within a recheck.
+func TestWaitersSeeAnEndWithoutItsEvent(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Workers: -1})
+	ctx := ctxT(t, time.Minute)
+	c := f.client("acme")
+	rdb := redis.NewClient(&redis.Options{Addr: f.back.Redis.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	j, err := c.Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader("silent end")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	polled := make(chan *client.Job, 1)
+	go func() {
+		got, err := c.Get(ctx, j.ID, 45*time.Second)
+		if err != nil {
+			t.Error(err)
+		}
+		polled <- got
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+f.Tenants["acme"].Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	streamed := make(chan string, 1)
+	go func() {
+		var last string
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+				last = d
+			}
+		}
+		streamed <- last
+	}()
+	time.Sleep(time.Second) // both are waiting
+	// The job ends in its record alone: no event is published.
+	if err := rdb.HSet(ctx, "job:"+j.ID, "status", "canceled").Err(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case got := <-polled:
+		if got == nil || got.Status != "canceled" {
+			t.Fatalf("long-poll answered %+v, want the canceled job", got)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("long-poll still waiting 30 s after its job ended without an event")
+	}
+	select {
+	case last := <-streamed:
+		var final client.Job
+		if json.Unmarshal([]byte(last), &final) != nil || final.Status != "canceled" {
+			t.Fatalf("SSE stream's last data %s, want the canceled job", last)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("SSE stream still open 30 s after its job ended without an event")
+	}
+}

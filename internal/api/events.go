@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
 	"github.com/inferq/inferq/internal/tenants"
@@ -21,17 +19,13 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		return errf(http.StatusInternalServerError, "streaming_unsupported", "this connection cannot stream")
 	}
 	id := r.PathValue("id")
-	ch := make(chan *nats.Msg, 64)
-	sub, err := s.cfg.NATS.ChanSubscribe(queue.EventSubject(t.Name, id), ch)
+	// Watch before reading the record, or an event published in between
+	// is lost to this stream.
+	ch, stop, err := s.watch.watch(t.Name, id)
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
-	// The subscription must be live at the server before the record is
-	// read, or an event published in between is lost to this waiter.
-	if err := s.cfg.NATS.FlushTimeout(2 * time.Second); err != nil {
-		return err
-	}
+	defer stop()
 	j, err := s.loadOwned(r.Context(), id, t)
 	if err != nil {
 		return err
@@ -45,20 +39,24 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		fl.Flush()
 	}
 	send("status", queue.Event{ID: j.ID, Status: j.Status, At: time.Now().UTC().Format(jobs.TimeFormat)})
-	keepalive := time.NewTicker(15 * time.Second)
+	keepalive := time.NewTicker(recheck)
 	defer keepalive.Stop()
 	for !j.Status.Terminal() {
 		select {
 		case <-r.Context().Done():
 			return nil
 		case <-keepalive.C:
-			fmt.Fprint(w, ": keepalive\n\n")
-			fl.Flush()
-		case m := <-ch:
-			var ev queue.Event
-			if json.Unmarshal(m.Data, &ev) != nil {
+			// Events are not stored: re-read the record, so that a lost
+			// final event does not hold the stream open forever.
+			cur, err := s.loadOwned(r.Context(), id, t)
+			if err == nil && cur.Status != j.Status {
+				send("status", queue.Event{ID: j.ID, Status: cur.Status, At: time.Now().UTC().Format(jobs.TimeFormat)})
+				j.Status = cur.Status
 				continue
 			}
+			fmt.Fprint(w, ": keepalive\n\n")
+			fl.Flush()
+		case ev := <-ch:
 			send("status", ev)
 			j.Status = ev.Status
 		}

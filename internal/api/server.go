@@ -6,7 +6,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -90,6 +89,7 @@ type Server struct {
 	catalog map[string]*catalog.Manifest
 	m       metrics
 	limits  *rateLimits
+	watch   *watcher
 }
 
 type metrics struct {
@@ -115,7 +115,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Intake == nil {
 		return nil, errors.New("api: Config.Intake is required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits()}
+	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits(), watch: newWatcher(cfg.NATS)}
 	if err := s.RefreshModels(); err != nil {
 		return nil, err
 	}
@@ -289,19 +289,14 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		writeJSON(w, http.StatusOK, j)
 		return nil
 	}
-	// Subscribe before reading, so that a change between the read and the
-	// subscription is not missed; then wake on events only.
-	events := make(chan *nats.Msg, 16)
-	sub, err := s.cfg.NATS.ChanSubscribe(queue.EventSubject(t.Name, id), events)
+	// Watch before reading, so that a change between the read and the
+	// watch is not missed; then wake on events, and re-read the record now
+	// and then in case an event was lost (events are not stored).
+	events, stop, err := s.watch.watch(t.Name, id)
 	if err != nil {
 		return err
 	}
-	defer sub.Unsubscribe()
-	// The subscription must be live at the server before the record is
-	// read, or an event published in between is lost to this waiter.
-	if err := s.cfg.NATS.FlushTimeout(2 * time.Second); err != nil {
-		return err
-	}
+	defer stop()
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	for {
@@ -320,19 +315,23 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 	}
 }
 
-// waitEvent waits for the next event and reports whether it saw one before
-// ctx ended. With terminalOnly, it skips events of non-terminal states.
-func waitEvent(ctx context.Context, events <-chan *nats.Msg, terminalOnly bool) bool {
+// recheck is how often a waiter re-reads the record without an event.
+const recheck = 10 * time.Second
+
+// waitEvent waits for the next event, or for recheck to pass, and reports
+// whether either came before ctx ended. With terminalOnly, it skips events
+// of non-terminal states.
+func waitEvent(ctx context.Context, events <-chan queue.Event, terminalOnly bool) bool {
+	t := time.NewTimer(recheck)
+	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return false
-		case m := <-events:
-			if !terminalOnly {
-				return true
-			}
-			var ev queue.Event
-			if json.Unmarshal(m.Data, &ev) == nil && ev.Status.Terminal() {
+		case <-t.C:
+			return true
+		case ev := <-events:
+			if !terminalOnly || ev.Status.Terminal() {
 				return true
 			}
 		}
