@@ -3,8 +3,10 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,4 +262,81 @@ func TestPoisonJob(t *testing.T) {
 	}
 	e.exactlyOnce(t, c, others, "succeeded")
 	e.exactlyOnce(t, c, []string{poison.ID}, "failed")
+}
+
+// TestOutageSpendsNoAttempts: an S3 outage longer than the worker's hold
+// limit makes it hand jobs back again and again, which spends their
+// deliveries; that must not end healthy jobs as max_attempts. Once S3 is
+// back, every job succeeds, once.
+func TestOutageSpendsNoAttempts(t *testing.T) {
+	dir := t.TempDir()
+	own, err := fleettest.StartMinIO(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { own.Stop(5 * time.Second) }()
+	back, err := fleettest.StartBacking(dir, own, "handbacks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Stop()
+	fl, err := fleettest.StartFleet(fleettest.Options{Dir: dir, Bin: binDir, ModelsDir: modelsDir, Backing: back, Workers: 1,
+		Env: []string{"INFERQ_INLINE_INPUT_BYTES=0", "INFERQ_MAX_DELIVER=2", "INFERQ_HOLD_LIMIT=1s"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fl.Stop()
+	f := &fleet{Fleet: fl, back: back}
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ctx := ctxT(t, 2*time.Minute)
+	var ids []string
+	for i := range 8 {
+		j, err := c.Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader(fmt.Sprintf("held %d", i))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, j.ID)
+	}
+	own.Stop(5 * time.Second)
+	// Two hand-backs (each after the 1 s hold and S3 client's own
+	// retries, with a 5 s delay) take the jobs past INFERQ_MAX_DELIVER=2.
+	anyFailed := func() bool {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		for _, st := range e.by {
+			if st == "failed" {
+				return true
+			}
+		}
+		return false
+	}
+	for deadline := time.Now().Add(90 * time.Second); !anyFailed() && !strings.Contains(readFile(t, fl.Workers[0].Log), "queued again"); time.Sleep(500 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			log := readFile(t, fl.Workers[0].Log)
+			t.Fatalf("no job reached max deliveries during the outage: the test proved nothing\n%s", log[max(0, len(log)-4000):])
+		}
+	}
+	e.mu.Lock()
+	for id, st := range e.by {
+		if st == "failed" {
+			e.mu.Unlock()
+			j, _ := c.Get(ctx, id, 0)
+			t.Fatalf("job %s failed during the outage: %+v", id, j.Error)
+		}
+	}
+	e.mu.Unlock()
+	if own, err = fleettest.RestartMinIO(own); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, ids, "succeeded")
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -78,7 +78,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	}()
 	w := worker.New(worker.Config{
 		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Ops: srv, Log: log,
-		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver,
+		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, HoldLimit: cfg.HoldLimit,
 		MaxInputBytes: cfg.MaxInputBytes, MaxInlineResult: cfg.MaxInlineResult, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch, JSReplicas: cfg.JSReplicas,
 		// Webhooks and batch completion of the jobs this worker ends.
 		OnFinish: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}).OnFinish,

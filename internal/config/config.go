@@ -71,6 +71,7 @@ type Config struct {
 	AckWait       time.Duration `yaml:"ack_wait" env:"INFERQ_ACK_WAIT" flag:"ack-wait" usage:"how long a job may go without a worker heartbeat before redelivery"`
 	MaxDeliver    int           `yaml:"max_deliver" env:"INFERQ_MAX_DELIVER" flag:"max-deliver" usage:"deliveries of one job before it fails with max_attempts"`
 	DrainTimeout  time.Duration `yaml:"drain_timeout" env:"INFERQ_DRAIN_TIMEOUT" flag:"drain-timeout" usage:"how long SIGTERM waits for the batch in hand"`
+	HoldLimit     time.Duration `yaml:"hold_limit" env:"INFERQ_HOLD_LIMIT" flag:"hold-limit" usage:"how long a worker holds a batch through an S3 or Redis fault before it hands the jobs back to the queue"`
 	ModelsRefresh time.Duration `yaml:"models_refresh" env:"INFERQ_MODELS_REFRESH" flag:"models-refresh" usage:"how often a worker looks for new model versions"`
 }
 
@@ -98,6 +99,7 @@ func Default() Config {
 		AckWait:          30 * time.Second,
 		MaxDeliver:       5,
 		DrainTimeout:     30 * time.Second,
+		HoldLimit:        5 * time.Minute,
 		ModelsRefresh:    10 * time.Second,
 	}
 }

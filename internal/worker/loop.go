@@ -262,6 +262,12 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 			defer func() { <-sem; wg.Done() }()
 			data, err := w.cfg.Blob.Get(ctx, it.job.InputKey, w.cfg.MaxInputBytes)
 			switch {
+			case errors.Is(err, blob.ErrNotFound) && w.cfg.Blob.Ping(ctx) != nil:
+				// An S3 that is going down may say "no such key" while its
+				// bucket is not reachable either: a fault, not a missing input.
+				mu.Lock()
+				fault = transient{err}
+				mu.Unlock()
 			case errors.Is(err, blob.ErrNotFound):
 				w.fail(it, "input_missing", "the job's input is no longer in storage")
 			case errors.Is(err, blob.ErrTooLarge):

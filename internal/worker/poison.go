@@ -22,8 +22,9 @@ type maxDeliveriesAdvisory struct {
 }
 
 // watchGiveUps ends the jobs that JetStream gave up on: a job delivered
-// MaxDeliver times without an ack (it kept killing workers) fails with
-// max_attempts, and its message leaves the run stream. JetStream's
+// MaxDeliver times without an ack fails with max_attempts if it started
+// that many runs (it kept killing workers), and is queued again otherwise;
+// either way its message leaves the run stream. JetStream's
 // advisories are kept in a stream of their own, so one sent while no
 // worker was alive (the last one killed by the job) is handled by the next
 // worker to start. It runs until ctx ends.
@@ -72,6 +73,26 @@ func (w *Worker) giveUp(ctx context.Context, adv maxDeliveriesAdvisory) error {
 	}
 	m, err := jobs.DecodeMessage(raw.Data)
 	if err == nil {
+		// Deliveries are spent by hand-backs too (a worker that held the
+		// job through an S3 or Redis outage, or drained), not only by runs
+		// that never finished. The record counts runs (attempts, one per
+		// start); a job that has not started MaxDeliver runs is sound, so
+		// it is queued again, with a fresh count, instead of failed.
+		rec, gerr := w.cfg.Store.Get(ctx, m.ID)
+		switch {
+		case errors.Is(gerr, jobs.ErrNotFound):
+			return st.DeleteMsg(ctx, adv.StreamSeq)
+		case gerr != nil:
+			return gerr
+		case !rec.Status.Terminal() && rec.Attempts < w.cfg.MaxDeliver:
+			id := fmt.Sprintf("%s.r%d", m.ID, adv.StreamSeq)
+			if err := queue.Publish(ctx, w.cfg.JS, raw.Subject, id, raw.Data); err != nil {
+				return err
+			}
+			w.log.Info("job queued again: its deliveries went to hand-backs, not runs", "job", m.ID, "tenant", m.Tenant,
+				"model", m.Model, "deliveries", adv.Delivered, "runs", rec.Attempts)
+			return st.DeleteMsg(ctx, adv.StreamSeq)
+		}
 		now := time.Now()
 		err = w.cfg.Store.Finish(ctx, &jobs.Job{ID: m.ID, Tenant: m.Tenant, Deadline: m.Deadline}, jobs.Failed, jobs.Update{
 			FinishedAt: now,
