@@ -161,12 +161,19 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 		}
 	}
 	var errs []error
-	for _, res := range s.TransitionMany(ctx, moves) {
+	var quiet []string
+	for i, res := range s.TransitionMany(ctx, moves) {
 		var te *TransitionError
-		if res.Err != nil && !errors.As(res.Err, &te) && !errors.Is(res.Err, ErrNotFound) {
+		switch {
+		case res.Err == nil:
+			quiet = append(quiet, moves[i].ID)
+		case !errors.As(res.Err, &te) && !errors.Is(res.Err, ErrNotFound):
 			errs = append(errs, res.Err)
 		}
 	}
+	// A job of a refused submit was never the client's: its end tells
+	// nobody (no webhook for a job no 202 named).
+	errs = append(errs, s.Told(ctx, quiet...))
 	return errors.Join(errs...)
 }
 
@@ -252,6 +259,11 @@ const (
 	runningKey = "jobs:running"
 	// slaKey counts finished and met-deadline jobs by model and tier.
 	slaKey = "sla:counts"
+	// endedKey is the outbox of job ends: the transition that ends a job
+	// adds it, in the same atomic step; it leaves once what its end must
+	// tell (webhook, batch) is recorded (Told). So an end is told even when
+	// the finisher never learns that its transition happened.
+	endedKey = "jobs:ended"
 )
 
 // ExpiredGrace is how long an expired job's record stays readable (status
@@ -292,6 +304,7 @@ end
 if ARGV[4] == '1' then
   redis.call('DECR', KEYS[2])
   redis.call('ZADD', KEYS[3], ARGV[6], id)
+  redis.call('ZADD', KEYS[6], ARGV[6], id)
   local mt = (redis.call('HGET', KEYS[1], 'model') or '') .. '|' .. (redis.call('HGET', KEYS[1], 'tier') or '')
   redis.call('HINCRBY', KEYS[5], mt .. '|finished', 1)
   if redis.call('HGET', KEYS[1], 'met_deadline') == '1' then
@@ -386,7 +399,7 @@ func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 }
 
 func (m Move) keys() []string {
-	return []string{key(m.ID), unfinishedKey(m.Tenant), finishedKey, runningKey, slaKey}
+	return []string{key(m.ID), unfinishedKey(m.Tenant), finishedKey, runningKey, slaKey, endedKey}
 }
 
 func (s *Store) args(m Move) []any {
@@ -459,6 +472,24 @@ func (s *Store) Retention() time.Duration { return s.retention }
 // FinishedBefore lists up to n jobs that finished before t (expiry).
 func (s *Store) FinishedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
 	return s.rdb.ZRangeByScore(ctx, finishedKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+}
+
+// EndedBefore lists up to n jobs that ended before t and whose ends have
+// not been told yet (the outbox's reconciler).
+func (s *Store) EndedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
+	return s.rdb.ZRangeByScore(ctx, endedKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+}
+
+// Told takes jobs out of the outbox: what their ends must tell is recorded.
+func (s *Store) Told(ctx context.Context, ids ...string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	return s.rdb.ZRem(ctx, endedKey, members...).Err()
 }
 
 // RunningSince lists up to n jobs running since before t (the reaper).

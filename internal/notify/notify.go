@@ -60,7 +60,10 @@ func New(cfg Config) *Notifier {
 // its record.
 func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
 	var read []jobs.Ended
-	met := map[string]int64{} // by batch: the ended jobs that met their deadline
+	met := map[string]int64{}        // by batch: the ended jobs that met their deadline
+	byBatch := map[string][]string{} // by batch: its ended jobs
+	failed := map[string]bool{}      // jobs whose end could not be told
+	var told []string
 	for _, e := range ended {
 		if eventType(e.State) == "" {
 			continue
@@ -71,7 +74,9 @@ func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
 		}
 		if hint != nil && hint.Batch != "" {
 			met[hint.Batch] += b2i(e.MetDeadline)
+			byBatch[hint.Batch] = append(byBatch[hint.Batch], e.Message.ID)
 		}
+		told = append(told, e.Message.ID)
 	}
 	if len(read) > 0 {
 		ids := make([]string, len(read))
@@ -80,7 +85,10 @@ func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
 		}
 		recs, err := n.cfg.Store.GetMany(ctx, ids)
 		if err != nil {
-			n.log.Error("notify: jobs ended, but their webhooks could not be recorded", "jobs", len(ids), "err", err)
+			n.log.Error("notify: jobs ended, but their webhooks could not be recorded yet", "jobs", len(ids), "err", err)
+			for _, id := range ids {
+				failed[id] = true
+			}
 		}
 		for i, j := range recs {
 			e := read[i]
@@ -89,19 +97,34 @@ func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
 			}
 			if j.WebhookURL != "" {
 				if err := n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, eventType(e.State), j); err != nil {
-					n.log.Error("notify: job ended, but its webhook could not be recorded",
+					n.log.Error("notify: job ended, but its webhook could not be recorded yet",
 						"job", j.ID, "tenant", j.Tenant, "model", j.Model, "tier", j.Tier, "status", e.State, "err", err)
+					failed[j.ID] = true
 				}
 			}
 			if e.Message.Notify == nil && j.BatchID != "" {
 				met[j.BatchID] += b2i(e.MetDeadline)
+				byBatch[j.BatchID] = append(byBatch[j.BatchID], j.ID)
 			}
 		}
 	}
-	for batch, n2 := range met {
-		if err := n.settle(ctx, batch, n2); err != nil {
-			n.log.Error("notify: jobs ended, but their batch could not be settled", "batch", batch, "err", err)
+	for batch, count := range met {
+		if err := n.settle(ctx, batch, count); err != nil {
+			n.log.Error("notify: jobs ended, but their batch could not be settled yet", "batch", batch, "err", err)
+			for _, id := range byBatch[batch] {
+				failed[id] = true
+			}
 		}
+	}
+	// What failed stays in the outbox, for the upkeep's Reconcile.
+	done := told[:0]
+	for _, id := range told {
+		if !failed[id] {
+			done = append(done, id)
+		}
+	}
+	if err := n.cfg.Store.Told(ctx, done...); err != nil {
+		n.log.Warn("notify: ends told, but not marked so (they will be told again, harmlessly)", "jobs", len(done), "err", err)
 	}
 }
 
@@ -130,7 +153,10 @@ func (n *Notifier) Finished(ctx context.Context, id string, to jobs.State) error
 	if j.BatchID != "" {
 		errs = append(errs, n.settle(ctx, j.BatchID, b2i(j.MetDeadline != nil && *j.MetDeadline)))
 	}
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err // it stays in the outbox, for Reconcile
+	}
+	return n.cfg.Store.Told(ctx, id)
 }
 
 // CheckBatch fires batch.completed if every job of the batch has ended
@@ -212,4 +238,49 @@ func eventType(s jobs.State) string {
 		return webhook.EventJobCanceled
 	}
 	return ""
+}
+
+// reconcileAfter is how old an untold end must be before Reconcile tells
+// it: the finisher normally tells it within milliseconds.
+const reconcileAfter = 30 * time.Second
+
+// Reconcile tells the ends that their finishers did not: the transition
+// that ended a job put it in the outbox atomically, so an end is found
+// here even when its finisher crashed, or lost the reply to its
+// transition and took the job for finished by another. It works through
+// the outbox a page at a time until nothing older than reconcileAfter is
+// left or ctx ends, and returns how many ends it told.
+func (n *Notifier) Reconcile(ctx context.Context) (int, error) {
+	told := 0
+	for ctx.Err() == nil {
+		ids, err := n.cfg.Store.EndedBefore(ctx, time.Now().Add(-reconcileAfter), 500)
+		if err != nil || len(ids) == 0 {
+			return told, err
+		}
+		recs, err := n.cfg.Store.GetMany(ctx, ids)
+		if err != nil {
+			return told, err
+		}
+		progress := false
+		for i, j := range recs {
+			if j == nil || eventType(j.Status) == "" {
+				// Gone, or expired since: nothing left to tell.
+				if err := n.cfg.Store.Told(ctx, ids[i]); err != nil {
+					return told, err
+				}
+				progress = true
+				continue
+			}
+			if err := n.Finished(ctx, j.ID, j.Status); err != nil {
+				n.log.Error("notify: reconcile", "job", j.ID, "err", err)
+				continue
+			}
+			told++
+			progress = true
+		}
+		if !progress {
+			return told, errors.New("notify: reconcile made no progress")
+		}
+	}
+	return told, ctx.Err()
 }
