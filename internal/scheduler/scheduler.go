@@ -221,13 +221,15 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		return fmt.Errorf("consume submitted jobs: %w", err)
 	}
 	defer cc.Stop()
+	// Cancellations have a subject of their own, so that the scheduler
+	// does not read every other state change of every job.
 	canceled := make(chan string, 1024)
-	sub, err := s.cfg.NATS.Subscribe("jobs.events.>", func(m *nats.Msg) {
+	sub, err := s.cfg.NATS.Subscribe(queue.CanceledSubject, func(m *nats.Msg) {
 		var ev queue.Event
-		if json.Unmarshal(m.Data, &ev) == nil && ev.Status == jobs.Canceled {
+		if json.Unmarshal(m.Data, &ev) == nil {
 			select {
 			case canceled <- ev.ID:
-			default: // the dispatch pass checks records anyway
+			default: // release checks the records anyway
 			}
 		}
 	})

@@ -239,3 +239,26 @@ func TestDispatchWindow(t *testing.T) {
 	}
 	eventually(t, "the freed slot filled", func() bool { return count() == 2 && r.jobsLeft(t) == 2 })
 }
+
+// TestCanceledHeldJobDropped: a job canceled while the scheduler holds it
+// (here: no worker serves its model) is dropped and its submission acked
+// at once, from the cancellation subject, without waiting for a worker.
+func TestCanceledHeldJobDropped(t *testing.T) {
+	r := newDispatchRig(t)
+	ctx := context.Background()
+	j := r.submit(t, nil)
+	eventually(t, "the scheduler holds the job", func() bool {
+		cons, err := r.js.Consumer(ctx, queue.JobsStream, queue.SchedulerConsumer)
+		if err != nil {
+			return false // not created yet
+		}
+		info, err := cons.Info(ctx)
+		return err == nil && info.NumAckPending == 1
+	})
+	now := time.Now()
+	if _, err := r.store.Transition(ctx, j.ID, j.Tenant, jobs.Canceled, jobs.Update{FinishedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	queue.PublishEvent(r.nc, j.Tenant, j.ID, jobs.Canceled, now)
+	eventually(t, "the canceled job's submission acked", func() bool { return r.jobsLeft(t) == 0 })
+}
