@@ -16,10 +16,18 @@ type Event struct {
 	At     string     `json:"at"`
 }
 
+// CanceledSubject carries the cancellations of every tenant's jobs (the
+// same events as on their event subjects), so that the scheduler drops a
+// canceled job it holds without reading every state change of every job.
+const CanceledSubject = "jobs.canceled"
+
 // PublishEvent announces a job's new state on core NATS. Events wake
 // waiters; losing one costs a waiter its wake-up, never a job, so a failed
 // publish is not an error.
 func PublishEvent(nc *nats.Conn, tenant, id string, st jobs.State, at time.Time) {
 	b, _ := json.Marshal(Event{ID: id, Status: st, At: at.UTC().Format(jobs.TimeFormat)})
 	_ = nc.Publish(EventSubject(tenant, id), b)
+	if st == jobs.Canceled {
+		_ = nc.Publish(CanceledSubject, b)
+	}
 }

@@ -67,6 +67,9 @@ type Scheduler struct {
 	queues   map[string]*modelQueue
 	held     map[string]held
 	capacity map[string]coord.ModelCapacity
+	// busy counts, per model, the run messages that workers have not acked
+	// yet, as last read plus what was published since (nil: not read).
+	busy map[string]int
 }
 
 // New builds a scheduler.
@@ -193,7 +196,7 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 			s.cfg.OnLead(ctx)
 		}()
 	}
-	s.queues, s.held, s.capacity = map[string]*modelQueue{}, map[string]held{}, map[string]coord.ModelCapacity{}
+	s.queues, s.held, s.capacity, s.busy = map[string]*modelQueue{}, map[string]held{}, map[string]coord.ModelCapacity{}, nil
 	defer s.m.clear()
 	// A new leader takes every unacked submitted job: recreating the
 	// consumer makes them all deliverable again, at once.
@@ -218,13 +221,15 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		return fmt.Errorf("consume submitted jobs: %w", err)
 	}
 	defer cc.Stop()
+	// Cancellations have a subject of their own, so that the scheduler
+	// does not read every other state change of every job.
 	canceled := make(chan string, 1024)
-	sub, err := s.cfg.NATS.Subscribe("jobs.events.>", func(m *nats.Msg) {
+	sub, err := s.cfg.NATS.Subscribe(queue.CanceledSubject, func(m *nats.Msg) {
 		var ev queue.Event
-		if json.Unmarshal(m.Data, &ev) == nil && ev.Status == jobs.Canceled {
+		if json.Unmarshal(m.Data, &ev) == nil {
 			select {
 			case canceled <- ev.ID:
-			default: // the dispatch pass checks records anyway
+			default: // release checks the records anyway
 			}
 		}
 	})
@@ -252,12 +257,13 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		}
 	}()
 
-	tick := time.NewTicker(25 * time.Millisecond)
+	tick := time.NewTicker(dispatchTick)
 	defer tick.Stop()
 	slow := time.NewTicker(time.Second)
 	defer slow.Stop()
 	s.refresh(ctx, kv)
 	for {
+		recount := false
 		select {
 		case <-ctx.Done():
 			return nil
@@ -274,12 +280,14 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		case id := <-canceled:
 			s.cancel(id)
 		case <-tick.C:
+			// What the workers acked shows in the run stream only.
+			recount = true
 		case <-workersChanged:
 			s.readCapacity(ctx, kv)
 		case <-slow.C:
 			s.refresh(ctx, kv)
 		}
-		if err := s.dispatch(ctx, runStream); err != nil && ctx.Err() == nil {
+		if err := s.dispatch(ctx, runStream, recount); err != nil && ctx.Err() == nil {
 			s.log.Warn("dispatch", "err", err)
 			sleep(ctx, time.Second)
 		}
@@ -294,6 +302,10 @@ func (s *Scheduler) accept(msg jetstream.Msg) {
 		_ = msg.Term()
 		return
 	}
+	// The run message is the submitted message's bytes (msg.Data), so the
+	// held copy needs the routing fields only, not a second copy of an
+	// inline input.
+	m.Input = nil
 	// A redelivery of a job already held replaces the handle, not the
 	// queue entry.
 	_, dup := s.held[m.ID]
@@ -359,6 +371,10 @@ func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
 	s.m.observe(now, s.queues, capacity, s.cfg.Tiers)
 }
 
+// dispatchTick is how often the dispatch loop looks for room when nothing
+// else wakes it, and so how often at most it reads the run stream.
+const dispatchTick = 25 * time.Millisecond
+
 // inflight counts, per model, the jobs in the run stream: dispatched and
 // not yet acked by a worker (a work-queue stream keeps each until acked).
 func inflight(ctx context.Context, st jetstream.Stream) (map[string]int, error) {
@@ -373,22 +389,44 @@ func inflight(ctx context.Context, st jetstream.Stream) (map[string]int, error) 
 	return out, nil
 }
 
-// dispatch releases jobs while each model has room: the slots its workers
-// announced, less what is already in the run stream. A model no worker
-// serves keeps its jobs here, where their order can still change.
-func (s *Scheduler) dispatch(ctx context.Context, st jetstream.Stream) error {
-	if len(s.held) == 0 {
+// readBusy reads the run stream into s.busy when it was never read, and
+// on a tick (recount) when a model that has workers and jobs waiting looks
+// full. Between reads, s.busy is the last count plus every run message
+// published since: only the workers' acks lower the true count, so s.busy
+// is never below it, and the room it leaves is room the workers have.
+func (s *Scheduler) readBusy(ctx context.Context, st jetstream.Stream, recount bool) error {
+	full := false
+	for model, q := range s.queues {
+		if slots := s.capacity[model].Slots; slots > 0 && q.policy.Len() > 0 && s.busy[model] >= slots {
+			full = true
+		}
+	}
+	if s.busy != nil && !(recount && full) {
 		return nil
 	}
 	busy, err := inflight(ctx, st)
 	if err != nil {
 		return fmt.Errorf("read run stream: %w", err)
 	}
+	s.busy = busy
+	return nil
+}
+
+// dispatch releases jobs while each model has room: the slots its workers
+// announced, less what is already in the run stream. A model no worker
+// serves keeps its jobs here, where their order can still change. One
+// pass releases what it popped of every model together.
+func (s *Scheduler) dispatch(ctx context.Context, st jetstream.Stream, recount bool) error {
+	if len(s.held) == 0 {
+		return nil
+	}
+	if err := s.readBusy(ctx, st, recount); err != nil {
+		return err
+	}
 	now := time.Now()
+	var batch []held
 	for model, q := range s.queues {
-		room := s.capacity[model].Slots - busy[model]
-		var batch []held
-		for ; room > 0; room-- {
+		for room := s.capacity[model].Slots - s.busy[model]; room > 0; room-- {
 			j, ok := q.policy.Pop(now)
 			if !ok {
 				break
@@ -397,80 +435,120 @@ func (s *Scheduler) dispatch(ctx context.Context, st jetstream.Stream) error {
 				batch = append(batch, h)
 			}
 		}
-		if len(batch) == 0 {
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	back, err := s.release(ctx, batch)
+	for _, h := range batch {
+		delete(s.held, h.job.ID)
+	}
+	// What could not be released goes back into its queue.
+	for _, h := range back {
+		s.held[h.job.ID] = h
+		s.queue(h.job.Model).push(h.job, now)
+	}
+	return err
+}
+
+// publishWait bounds a pass's wait for JetStream's acks of its run
+// messages. A message not acked by then goes back into its queue and is
+// published again later; a copy stored meanwhile is dropped by its id.
+const publishWait = 5 * time.Second
+
+// release dispatches batch and returns the jobs to put back into their
+// queues. Whatever the batch's size, it costs one Redis round trip and one
+// wait for JetStream:
+//   - One pipeline marks every job scheduled. The record says scheduled
+//     before the run message exists, so that a worker never meets a job
+//     still marked queued. A job already scheduled (by a previous leader,
+//     or by a pass whose publish failed) is published again: JetStream
+//     drops a duplicate by its id. A job canceled, already run or without
+//     a record is dropped: nothing to run.
+//   - The run messages are published asynchronously, each the submitted
+//     message's bytes as they are (an inline input rides along), with the
+//     job id as Nats-Msg-Id, and their acks awaited together.
+//   - A submitted message is acked only once its run message is stored (or
+//     its job dropped), so that a scheduler dying anywhere loses nothing.
+func (s *Scheduler) release(ctx context.Context, batch []held) ([]held, error) {
+	moves := make([]jobs.Move, len(batch))
+	for i, h := range batch {
+		moves[i] = jobs.Move{ID: h.job.ID, Tenant: h.job.Tenant, To: jobs.Scheduled}
+	}
+	now := time.Now()
+	var back, publish []held
+	var fault error
+	for i, res := range s.cfg.Store.TransitionMany(ctx, moves) {
+		h := batch[i]
+		var te *jobs.TransitionError
+		switch {
+		case res.Err == nil:
+			queue.PublishEvent(s.cfg.NATS, h.job.Tenant, h.job.ID, jobs.Scheduled, now)
+			publish = append(publish, h)
+		case errors.As(res.Err, &te) && te.From == jobs.Scheduled:
+			publish = append(publish, h)
+		case errors.Is(res.Err, jobs.ErrNotFound):
+			s.log.Warn("submitted job has no record, dropping", "job", h.job.ID, "tenant", h.job.Tenant)
+			s.ack(h)
+		case errors.As(res.Err, &te):
+			s.ack(h) // canceled while waiting, or already handled by a previous leader
+		default:
+			fault = res.Err
+			back = append(back, h)
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, len(publish))
+	errs := make([]error, len(publish))
+	for i, h := range publish {
+		// Counted busy whether or not it gets stored: an overcount lasts
+		// until the next read of the run stream, an undercount would
+		// overfill the workers.
+		s.busy[h.job.Model]++
+		futures[i], errs[i] = s.cfg.JS.PublishMsgAsync(&nats.Msg{
+			Subject: queue.RunSubject(h.job.Model),
+			Data:    h.msg.Data(),
+			Header:  nats.Header{jetstream.MsgIDHeader: []string{h.job.ID}},
+		})
+	}
+	awaitAcks(ctx, futures, errs)
+	for i, err := range errs {
+		h := publish[i]
+		if err != nil {
+			fault = fmt.Errorf("publish %s to %s: %w", h.job.ID, queue.RunSubject(h.job.Model), err)
+			back = append(back, h)
 			continue
 		}
-		done, err := s.release(ctx, batch)
-		for _, h := range batch[:done] {
-			delete(s.held, h.job.ID)
-		}
-		// What could not be released goes back into its queue.
-		for _, h := range batch[done:] {
-			q.push(h.job, now)
-		}
-		if err != nil {
-			return err
-		}
+		s.m.dispatched.WithLabelValues(h.job.Model, h.job.Tier).Inc()
+		s.ack(h)
 	}
-	return nil
+	return back, fault
 }
 
-// release publishes the run messages of batch, in order, and acks each
-// submitted message once its run message is stored. It returns how many
-// it finished with (dispatched or dropped).
-func (s *Scheduler) release(ctx context.Context, batch []held) (int, error) {
-	ids := make([]string, len(batch))
-	for i, h := range batch {
-		ids[i] = h.job.ID
-	}
-	recs, err := s.cfg.Store.GetMany(ctx, ids)
-	if err != nil {
-		return 0, err
-	}
-	for i, h := range batch {
-		rec := recs[i]
-		switch {
-		case rec == nil:
-			s.log.Warn("submitted job has no record, dropping", "job", h.job.ID, "tenant", h.job.Tenant)
-		case rec.Status != jobs.Queued && rec.Status != jobs.Scheduled:
-			// Canceled while waiting, or already handled by a previous
-			// leader: nothing to run.
-		default:
-			if err := s.dispatchOne(ctx, h); err != nil {
-				return i, err
-			}
+// awaitAcks waits, for at most publishWait all together, for JetStream's
+// acks of async publishes, and sets errs[i] when message i is not known to
+// be stored (a publish refused at once has its error set already).
+func awaitAcks(ctx context.Context, futures []jetstream.PubAckFuture, errs []error) {
+	ctx, cancel := context.WithTimeout(ctx, publishWait)
+	defer cancel()
+	for i, f := range futures {
+		if errs[i] != nil {
+			continue
 		}
-		if err := h.msg.Ack(); err != nil {
-			// The run message is stored; a redelivered submit is deduped
-			// by its job id, and by the record's state.
-			s.log.Warn("ack submitted job", "job", h.job.ID, "err", err)
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			errs[i] = err
+		case <-ctx.Done():
+			errs[i] = fmt.Errorf("no ack: %w", ctx.Err())
 		}
 	}
-	return len(batch), nil
 }
 
-// dispatchOne marks a job scheduled and publishes its run message. The
-// record says scheduled before the run message exists, so that a worker
-// never meets a job still marked queued. A publish that fails after the
-// mark leaves the job held here, to be published again on the next pass
-// (a job already scheduled is published again; JetStream drops the
-// duplicate by its id).
-func (s *Scheduler) dispatchOne(ctx context.Context, h held) error {
-	now := time.Now()
-	_, err := s.cfg.Store.Transition(ctx, h.job.ID, h.job.Tenant, jobs.Scheduled, jobs.Update{})
-	var te *jobs.TransitionError
-	switch {
-	case err == nil:
-		queue.PublishEvent(s.cfg.NATS, h.job.Tenant, h.job.ID, jobs.Scheduled, now)
-	case errors.As(err, &te) && te.From == jobs.Scheduled:
-	case errors.As(err, &te), errors.Is(err, jobs.ErrNotFound):
-		return nil // canceled or gone meanwhile: nothing to run
-	default:
-		return err
+// ack acks a submitted message whose job is dispatched or dropped. A
+// failed ack is only logged: a redelivered submission is dropped by the
+// run message's id and by the record's state.
+func (s *Scheduler) ack(h held) {
+	if err := h.msg.Ack(); err != nil {
+		s.log.Warn("ack submitted job", "job", h.job.ID, "err", err)
 	}
-	if err := queue.Publish(ctx, s.cfg.JS, queue.RunSubject(h.job.Model), h.job.ID, h.job.Encode()); err != nil {
-		return err
-	}
-	s.m.dispatched.WithLabelValues(h.job.Model, h.job.Tier).Inc()
-	return nil
 }
