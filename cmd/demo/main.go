@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -23,6 +22,7 @@ import (
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
 	"github.com/inferq/inferq/internal/models/zoo"
+	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/pages"
 )
 
@@ -136,10 +136,10 @@ func bulkStep(ctx context.Context, d *demo) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: client.WebhookHandler(secret, func(_ context.Context, e *client.WebhookEvent) error {
+	srv := ops.NewHTTPServer(client.WebhookHandler(secret, func(_ context.Context, e *client.WebhookEvent) error {
 		got <- e
 		return nil
-	})}
+	}), ops.DefaultTimeouts)
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	hook := "http://" + ln.Addr().String() + "/hooks/inferq"

@@ -171,17 +171,22 @@ func newDeliveryMetrics(reg prometheus.Registerer) deliveryMetrics {
 	return m
 }
 
-// asynqLogger writes asynq's own log lines through slog.
+// asynqLogger writes asynq's own log lines through slog, with any URL in
+// them redacted (webhook.RedactText): asynq names tasks by id today, but
+// a line that quoted a delivery's error or payload would carry the
+// receiver's token.
 type asynqLogger struct{ l *slog.Logger }
 
-func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
-func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
-func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
-func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func line(args []any) string { return webhook.RedactText(fmt.Sprint(args...)) }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(line(args)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(line(args)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(line(args)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(line(args)) }
 
 // Fatal is what asynq calls when it cannot go on; like log.Fatal, it ends
 // the process.
 func (a asynqLogger) Fatal(args ...any) {
-	a.l.Error(fmt.Sprint(args...))
+	a.l.Error(line(args))
 	os.Exit(1)
 }

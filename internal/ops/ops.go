@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -165,10 +167,110 @@ func Listen(addr string, fallback int) (net.Listener, error) {
 	return nil, fmt.Errorf("%w (and the %d ports above it)", err, fallback)
 }
 
-// Serve runs an HTTP server on ln until ctx ends, then shuts it down,
-// giving open requests grace to finish.
+// Timeouts bound how long a client may hold a connection of an inferq
+// listener without making progress. docs/operations.md ("HTTP timeouts")
+// gives the reasoning.
+type Timeouts struct {
+	// Header bounds reading a request's headers.
+	Header time.Duration
+	// BodyStall bounds the wait for the first byte of a request's body and
+	// then for each further piece of it: a body is cut when nothing of it
+	// arrives for this long, never for taking long as a whole, so a 2 GiB
+	// upload on a slow link goes through while a stalled one is dropped.
+	BodyStall time.Duration
+	// Idle bounds a kept-alive connection waiting for its next request.
+	Idle time.Duration
+}
+
+// DefaultTimeouts are the timeouts of every inferq listener.
+var DefaultTimeouts = Timeouts{Header: 10 * time.Second, BodyStall: time.Minute, Idle: 2 * time.Minute}
+
+// NewHTTPServer returns a server for h with the timeouts t.
+//
+// http.Server's ReadTimeout alone would not do: it is one deadline for
+// the whole request, body included, so any value either cuts long
+// uploads or lets a stalled one hold its connection as long. So
+// ReadTimeout is only the wait for a body's first byte, and each read of
+// the body moves the deadline BodyStall ahead. (Once a body is done, or
+// when there is none, net/http reads the connection under no deadline,
+// so long-polls and event streams are not cut.) A handler that sets its
+// own read deadline (http.ResponseController) keeps it: the body no
+// longer moves it.
+//
+// There is no WriteTimeout, for the same reason in the other direction:
+// one deadline for the whole response would cut event streams and large
+// result downloads. A client that stops reading its response is left to
+// the handler (a write deadline per write, through
+// http.ResponseController).
+func NewHTTPServer(h http.Handler, t Timeouts) *http.Server {
+	return &http.Server{
+		Handler:           readDeadlines(h, t.BodyStall),
+		ReadHeaderTimeout: t.Header,
+		ReadTimeout:       t.BodyStall,
+		IdleTimeout:       t.Idle,
+	}
+}
+
+// readDeadlines moves each request's read deadline as its body arrives
+// (see NewHTTPServer).
+func readDeadlines(h http.Handler, stall time.Duration) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body == nil || r.Body == http.NoBody {
+			h.ServeHTTP(w, r)
+			return
+		}
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w)}
+		r.Body = &stallBody{ReadCloser: r.Body, w: dw, stall: stall}
+		h.ServeHTTP(dw, r)
+	})
+}
+
+// deadlineWriter notices a handler setting its own read deadline.
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc    *http.ResponseController
+	owned atomic.Bool
+}
+
+// SetReadDeadline is what http.ResponseController calls: from then on
+// the handler's deadline holds.
+func (w *deadlineWriter) SetReadDeadline(t time.Time) error {
+	w.owned.Store(true)
+	return w.rc.SetReadDeadline(t)
+}
+
+// Flush keeps the writer a http.Flusher for handlers that assert it.
+func (w *deadlineWriter) Flush() { _ = w.rc.Flush() }
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// stallBody gives each read of a request body stall to return.
+type stallBody struct {
+	io.ReadCloser
+	w     *deadlineWriter
+	stall time.Duration
+	// ended: the body returned EOF or failed. Past EOF net/http reads the
+	// connection in the background, and a deadline set then would end
+	// the request's context when it passed; so no more deadlines.
+	ended bool
+}
+
+func (b *stallBody) Read(p []byte) (int, error) {
+	if !b.ended && !b.w.owned.Load() {
+		_ = b.w.rc.SetReadDeadline(time.Now().Add(b.stall))
+	}
+	n, err := b.ReadCloser.Read(p)
+	if err != nil {
+		b.ended = true
+	}
+	return n, err
+}
+
+// Serve runs an HTTP server with DefaultTimeouts on ln until ctx ends,
+// then shuts it down, giving open requests grace to finish.
 func Serve(ctx context.Context, ln net.Listener, h http.Handler, grace time.Duration) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	srv := NewHTTPServer(h, DefaultTimeouts)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

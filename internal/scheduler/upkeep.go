@@ -2,13 +2,16 @@ package scheduler
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/minio/minio-go/v7"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
@@ -25,49 +28,320 @@ const (
 )
 
 // Upkeep is the fleet's periodic housekeeping: results past their
-// retention become expired (their inputs deleted), and jobs running far
-// longer than any batch should (their worker died and the queue lost
-// track) are queued again.
+// retention become expired (their inputs and stored outputs deleted), and
+// jobs running far longer than any batch should (their worker died and
+// the queue lost track) are queued again.
 type Upkeep struct {
 	Store     *jobs.Store
 	Blob      *blob.Store
 	JS        jetstream.JetStream
 	ReapAfter time.Duration
-	Log       *slog.Logger
+	// ExpiryBudget bounds one Expire run; 0 means 20 s, inside the 30 s
+	// between runs so that two runs do not overlap.
+	ExpiryBudget time.Duration
+	Log          *slog.Logger
 }
 
-// Expire marks up to one page of jobs past their retention expired and
-// deletes their inputs; it returns how many.
+// Keys of the expiry. The first two are the store's (internal/jobs):
+// the record of a job, and its index of settled jobs by finish time.
+const (
+	recordPrefix  = "job:"
+	finishedIndex = "jobs:finished"
+	// holdCursorKey is the finish time (ms) from which the next hold
+	// pass looks.
+	holdCursorKey = "upkeep:expiry:held"
+	// doomedKey holds the S3 keys of expired jobs not yet deleted (sorted
+	// set; score: when they were doomed, ms). It has no TTL: a key leaves
+	// it only once S3 confirmed the delete.
+	doomedKey = "upkeep:expiry:objects"
+)
+
+const (
+	// expiryPage is how many jobs one round of expiry reads, moves and
+	// deletes the objects of: one pipeline of reads, one of transitions,
+	// one S3 DeleteObjects (which takes up to 1000 keys) per kind of key.
+	expiryPage = 1000
+	// holdOverlap is how far before the last hold pass the next one looks
+	// again: a job's finish time is its worker's clock, and its record
+	// may land a moment after the time it carries.
+	holdOverlap         = 30 * time.Second
+	defaultExpiryBudget = 20 * time.Second
+)
+
+// Expire marks the jobs past their retention expired and deletes their
+// inputs and stored outputs, a page at a time until none is due or the
+// run's budget is spent; it returns how many it expired.
+//
+// Nothing it has not deleted is forgotten:
+//   - A settled job's record expires (retention + jobs.ExpiredGrace after
+//     it finished), and with it the only note of its tenant and input
+//     key. So every run first makes the records of the jobs that finished
+//     since the last run persistent (hold); a record then lives until
+//     expiry has moved it to expired, which gives it the grace again.
+//   - The keys of a page's objects go into a durable set before the jobs
+//     turn expired, and leave it only when S3 confirms their deletion; a
+//     delete that failed (S3 down) is retried by every later run.
 func (u *Upkeep) Expire(ctx context.Context, now time.Time) (int, error) {
-	ids, err := u.Store.FinishedBefore(ctx, now.Add(-u.Store.Retention()), 500)
-	if err != nil || len(ids) == 0 {
+	budget := u.ExpiryBudget
+	if budget <= 0 {
+		budget = defaultExpiryBudget
+	}
+	start := time.Now()
+	stop := start.Add(budget)
+	if err := u.hold(ctx, start.Add(budget/4)); err != nil {
 		return 0, err
 	}
-	recs, err := u.Store.GetMany(ctx, ids)
-	if err != nil {
-		return 0, err
+	cutoff := now.Add(-u.Store.Retention())
+	total, s3ok := 0, true
+	for {
+		ids, err := u.Store.FinishedBefore(ctx, cutoff, expiryPage)
+		if err != nil {
+			return total, err
+		}
+		if len(ids) == 0 {
+			break
+		}
+		// Once S3 failed in this run, later pages still expire (their
+		// results leave Redis on time) and doom their objects, but leave
+		// the deletes to the next run instead of waiting on S3 again.
+		n, ok, err := u.expirePage(ctx, ids, s3ok)
+		total += n
+		if err != nil {
+			return total, err
+		}
+		s3ok = s3ok && ok
+		if len(ids) < expiryPage {
+			break
+		}
+		if time.Now().After(stop) {
+			due, _ := u.Store.Redis().ZCount(ctx, finishedIndex, "-inf", strconv.FormatInt(cutoff.UnixMilli(), 10)).Result()
+			u.Log.Warn("expiry is behind: its run's budget is spent with jobs still due", "expired", total, "due", due, "budget", budget)
+			return total, nil
+		}
 	}
-	n := 0
-	for i, rec := range recs {
-		if rec == nil {
-			_ = u.Store.Forget(ctx, ids[i])
+	if s3ok {
+		u.retryDeletes(ctx, stop)
+	}
+	return total, nil
+}
+
+// holdRecord makes a settled job's record persistent. An expired one
+// keeps its TTL (the grace): a hold that raced with expiry must not keep
+// it for good.
+var holdRecord = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') == 'expired' then return 0 end
+return redis.call('PERSIST', KEYS[1])
+`)
+
+// hold makes the records of the jobs that finished since the last pass
+// persistent, so that no record expires before expiry has read it. It
+// follows the wall clock, not Expire's now: it is about the records being
+// written now. It stops at stop and goes on from there next time: the
+// records it holds have days before their TTL runs out, while the jobs
+// due for expiry are the oldest of all.
+func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
+	rdb := u.Store.Redis()
+	started := time.Now()
+	// No cursor yet (the first run of this version): hold every record in
+	// the index, from the oldest, a slice a run.
+	from, err := rdb.Get(ctx, holdCursorKey).Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("expiry: read hold cursor: %w", err)
+	}
+	// A pass that ends looks again, next time, from a little before it
+	// began; one that stops early goes on from where it stopped.
+	next := started.Add(-holdOverlap).UnixMilli()
+	for offset := int64(0); ; offset += expiryPage {
+		zs, err := rdb.ZRangeByScoreWithScores(ctx, finishedIndex, &redis.ZRangeBy{
+			Min: strconv.FormatInt(from, 10), Max: "+inf", Offset: offset, Count: expiryPage,
+		}).Result()
+		if err != nil {
+			return fmt.Errorf("expiry: list finished jobs: %w", err)
+		}
+		if len(zs) > 0 {
+			if offset == 0 {
+				// Loaded once a pass: a pipeline cannot fall back from
+				// EVALSHA to EVAL after Redis lost its scripts.
+				if err := holdRecord.Load(ctx, rdb).Err(); err != nil {
+					return fmt.Errorf("expiry: load hold script: %w", err)
+				}
+			}
+			pipe := rdb.Pipeline()
+			for _, z := range zs {
+				holdRecord.EvalSha(ctx, pipe, []string{recordPrefix + z.Member.(string)})
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return fmt.Errorf("expiry: hold %d records: %w", len(zs), err)
+			}
+		}
+		if len(zs) < expiryPage {
+			break
+		}
+		if time.Now().After(stop) {
+			next = int64(zs[len(zs)-1].Score)
+			u.Log.Info("expiry: holding finished records is behind; it goes on next run", "held_up_to", time.UnixMilli(next))
+			break
+		}
+	}
+	if err := rdb.Set(ctx, holdCursorKey, next, 0).Err(); err != nil {
+		return fmt.Errorf("expiry: write hold cursor: %w", err)
+	}
+	return nil
+}
+
+// expirePage expires the jobs ids (due, from the finished index) and,
+// with del, deletes their objects. ok is false when some were not
+// deleted: they stay doomed, for a later run.
+func (u *Upkeep) expirePage(ctx context.Context, ids []string, del bool) (n int, ok bool, err error) {
+	rdb := u.Store.Redis()
+	pipe := rdb.Pipeline()
+	reads := make([]*redis.SliceCmd, len(ids))
+	for i, id := range ids {
+		reads[i] = pipe.HMGet(ctx, recordPrefix+id, "tenant", "status", "input_key")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, false, fmt.Errorf("expiry: read %d records: %w", len(ids), err)
+	}
+	var (
+		moves   []jobs.Move
+		keys    []string
+		drop    []any
+		gone    int
+		strange int
+	)
+	for i, c := range reads {
+		v := c.Val()
+		tenant, status, input := field(v, 0), jobs.State(field(v, 1)), field(v, 2)
+		switch {
+		case tenant == "":
+			// The record ran out before a hold reached it (a backlog
+			// from before holding, or none ran for the whole grace):
+			// its tenant and input key are gone with it.
+			gone++
+			drop = append(drop, ids[i])
+			continue
+		case !jobs.CanTransition(status, jobs.Expired):
+			strange++
+			drop = append(drop, ids[i])
 			continue
 		}
-		if _, err := u.Store.Transition(ctx, rec.ID, rec.Tenant, jobs.Expired, jobs.Update{ClearResult: true}); err != nil {
-			_ = u.Store.Forget(ctx, rec.ID)
-			continue
+		moves = append(moves, jobs.Move{ID: ids[i], Tenant: tenant, To: jobs.Expired, Update: jobs.Update{ClearResult: true}})
+		// An inline input has no key; a stored output may exist whatever
+		// the result says (a worker may have stored it and then died), and
+		// deleting a key that is not there costs nothing in a bulk delete.
+		if input != "" {
+			keys = append(keys, input)
 		}
-		for _, key := range []string{rec.InputKey, blob.ResultKey(rec.Tenant, rec.ID)} {
-			if key == "" {
-				continue
-			}
-			if err := u.Blob.Delete(ctx, key); err != nil {
-				u.Log.Warn("delete expired object", "job", rec.ID, "key", key, "err", err)
-			}
-		}
-		n++
+		keys = append(keys, blob.ResultKey(tenant, ids[i]))
 	}
-	return n, nil
+	if gone > 0 || strange > 0 {
+		u.Log.Warn("expiry: finished jobs without an expirable record, dropped from the index",
+			"record_gone", gone, "not_settled", strange)
+		if err := rdb.ZRem(ctx, finishedIndex, drop...).Err(); err != nil {
+			return 0, false, fmt.Errorf("expiry: drop %d ids: %w", len(drop), err)
+		}
+	}
+	if len(moves) == 0 {
+		return 0, true, nil
+	}
+	// Doomed before they turn expired: once expired, a job leaves the
+	// index, and its record lives only the grace.
+	doomed := make([]redis.Z, len(keys))
+	score := float64(time.Now().UnixMilli())
+	for i, k := range keys {
+		doomed[i] = redis.Z{Score: score, Member: k}
+	}
+	if err := rdb.ZAdd(ctx, doomedKey, doomed...).Err(); err != nil {
+		return 0, false, fmt.Errorf("expiry: note %d objects: %w", len(keys), err)
+	}
+	for i, r := range u.Store.TransitionMany(ctx, moves) {
+		switch {
+		case r.Err == nil:
+			n++
+		case errors.Is(r.Err, jobs.ErrIllegal), errors.Is(r.Err, jobs.ErrNotFound):
+			// Expired by a concurrent run, or gone since the read.
+		default:
+			return n, false, fmt.Errorf("expiry: job %s: %w", moves[i].ID, r.Err)
+		}
+	}
+	if !del {
+		return n, false, nil
+	}
+	_, ok = u.deleteObjects(ctx, keys)
+	return n, ok, nil
+}
+
+// retryDeletes deletes what earlier runs doomed but could not delete,
+// until none is left, S3 fails again, or stop.
+func (u *Upkeep) retryDeletes(ctx context.Context, stop time.Time) {
+	rdb := u.Store.Redis()
+	for time.Now().Before(stop) {
+		keys, err := rdb.ZRange(ctx, doomedKey, 0, expiryPage-1).Result()
+		if err != nil {
+			u.Log.Warn("expiry: read doomed objects", "err", err)
+			return
+		}
+		if len(keys) == 0 {
+			return
+		}
+		if n, _ := u.deleteObjects(ctx, keys); n == 0 || len(keys) < expiryPage {
+			return
+		}
+	}
+}
+
+// deleteObjects deletes keys from S3 in bulk and forgets the doomed keys
+// S3 confirmed; it returns how many, and whether that was all. A key S3
+// refused moves to the back of the doomed set, so that a few keys S3
+// keeps refusing cannot hold up the others.
+func (u *Upkeep) deleteObjects(ctx context.Context, keys []string) (int, bool) {
+	objs := make(chan minio.ObjectInfo, len(keys))
+	for _, k := range keys {
+		objs <- minio.ObjectInfo{Key: k}
+	}
+	close(objs)
+	var deleted []any
+	var refused []redis.Z
+	var lastErr error
+	now := float64(time.Now().UnixMilli())
+	for r := range u.Blob.Client().RemoveObjectsWithResult(ctx, u.Blob.Bucket(), objs, minio.RemoveObjectsOptions{}) {
+		switch {
+		case r.Err == nil || minio.ToErrorResponse(r.Err).Code == "NoSuchKey":
+			if r.ObjectName != "" {
+				deleted = append(deleted, r.ObjectName)
+			}
+		default:
+			lastErr = r.Err
+			if r.ObjectName != "" {
+				refused = append(refused, redis.Z{Score: now, Member: r.ObjectName})
+			}
+		}
+	}
+	rdb := u.Store.Redis()
+	if len(deleted) > 0 {
+		if err := rdb.ZRem(ctx, doomedKey, deleted...).Err(); err != nil {
+			// Deleted but still noted: a later run deletes them again.
+			u.Log.Warn("expiry: forget deleted objects", "objects", len(deleted), "err", err)
+		}
+	}
+	if len(refused) > 0 {
+		_ = rdb.ZAddXX(ctx, doomedKey, refused...).Err()
+	}
+	if len(deleted) < len(keys) {
+		u.Log.Warn("expiry: objects not deleted, kept for a later run", "objects", len(keys)-len(deleted), "err", lastErr)
+		return len(deleted), false
+	}
+	return len(deleted), true
+}
+
+// field is the i-th value of an HMGET reply as a string, "" when absent.
+func field(v []any, i int) string {
+	if i < len(v) {
+		if s, ok := v[i].(string); ok {
+			return s
+		}
+	}
+	return ""
 }
 
 // Reap queues again the jobs running since before ReapAfter: JetStream

@@ -64,7 +64,15 @@ func NewDeliverer(cfg Config) (*Deliverer, error) {
 // asynq.SkipRetry when retrying cannot help (410 Gone, a refused or
 // malformed destination, no secret, a bad payload), and a *DeliveryError
 // otherwise, which RetryDelay turns into the next wait.
+//
+// Every error it returns and every line it logs names the URL only as
+// RedactURL does: asynq stores the error text in Redis, and `inferq
+// webhooks failed` prints it.
 func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
+	return redactError(d.process(ctx, t))
+}
+
+func (d *Deliverer) process(ctx context.Context, t *asynq.Task) error {
 	var del Delivery
 	if err := json.Unmarshal(t.Payload(), &del); err != nil {
 		return fmt.Errorf("webhook: decode delivery: %w: %w", err, asynq.SkipRetry)
@@ -96,7 +104,7 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, del.URL, bytes.NewReader(del.Body))
 	if err != nil {
-		return fmt.Errorf("webhook %s: %w: %w", del.ID, err, asynq.SkipRetry)
+		return fmt.Errorf("webhook %s: %w: %w", del.ID, redactError(err), asynq.SkipRetry)
 	}
 	now := time.Now()
 	// Set directly: Header.Set would canonicalize to Webhook-Id; the spec
@@ -109,6 +117,8 @@ func (d *Deliverer) ProcessTask(ctx context.Context, t *asynq.Task) error {
 
 	resp, err := d.client.Do(req)
 	if err != nil {
+		// A *url.Error prints the whole URL, query and all.
+		err = redactError(err)
 		if errors.Is(err, ErrForbidden) {
 			log.Warn("webhook refused: destination address not allowed", "err", err)
 			return fmt.Errorf("webhook %s: %w: %w", del.ID, err, asynq.SkipRetry)

@@ -39,6 +39,14 @@
 //     64:ff9b:1::/48, fc00::/7, fe80::/10, fec0::/10, ff00::/8; and IPv4
 //     inside IPv6 (::ffff:0:0/96, 64:ff9b::/96, 2002::/16) by the IPv4
 //     address it carries. Guard.Allow (INFERQ_WEBHOOK_ALLOW_NETS) overrides.
+//   - A webhook URL is the receiver's secret as much as its address (a
+//     token in the query, a user and password before the host). Logs and
+//     errors name a destination by its host, or by RedactURL (scheme, host
+//     and path; userinfo and query replaced by "redacted"); Deliverer
+//     redacts every error it returns, since asynq stores its text in Redis
+//     and `inferq webhooks failed` prints it, and ListFailed redacts again
+//     what asynq stored. Only the task payload keeps the whole URL: it is
+//     what the next attempt dials.
 //   - NewTask sets the asynq task id to the webhook-id, so a second enqueue
 //     of the same event while asynq still holds it fails with
 //     asynq.ErrTaskIDConflict rather than sending twice.

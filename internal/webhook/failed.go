@@ -15,12 +15,15 @@ import (
 type Failed struct {
 	// TaskID is what Replay takes; it equals Delivery.ID for tasks made by
 	// NewTask.
-	TaskID   string
+	TaskID string
+	// Delivery is the task's payload; its URL is the receiver's whole
+	// URL, token and all: print RedactURL(Delivery.URL), never the URL.
 	Delivery Delivery
 	// Host is the destination host, safe to print (the URL may hold a
 	// receiver's token).
-	Host         string
-	Retried      int
+	Host    string
+	Retried int
+	// LastErr is asynq's last error, URLs redacted.
 	LastErr      string
 	LastFailedAt time.Time
 }
@@ -44,9 +47,11 @@ func ListFailed(ctx context.Context, in *asynq.Inspector, opts ...asynq.ListOpti
 		if ti.Type != TaskType {
 			continue
 		}
-		f := Failed{TaskID: ti.ID, Retried: ti.Retried, LastErr: ti.LastErr, LastFailedAt: ti.LastFailedAt}
+		// The handler redacts what it returns; RedactText also covers
+		// errors stored before it did.
+		f := Failed{TaskID: ti.ID, Retried: ti.Retried, LastErr: RedactText(ti.LastErr), LastFailedAt: ti.LastFailedAt}
 		if err := json.Unmarshal(ti.Payload, &f.Delivery); err != nil {
-			f.LastErr = fmt.Sprintf("undecodable payload (%v); last error: %s", err, ti.LastErr)
+			f.LastErr = fmt.Sprintf("undecodable payload (%v); last error: %s", err, f.LastErr)
 		}
 		f.Host = hostOf(f.Delivery.URL)
 		out = append(out, f)

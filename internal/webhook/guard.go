@@ -95,7 +95,8 @@ func (g *Guard) CheckURL(ctx context.Context, rawURL string) error {
 func parseURL(rawURL string) (*url.URL, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, err)
+		// url.Parse's error quotes the URL whole.
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, redactError(err))
 	}
 	switch strings.ToLower(u.Scheme) {
 	case "http", "https":
