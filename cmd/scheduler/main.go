@@ -16,6 +16,7 @@ import (
 
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/scheduler"
 	"github.com/inferq/inferq/internal/sla"
@@ -52,7 +53,8 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		defer wg.Done()
 		_ = ops.Serve(ctx, ln, srv.Mux(), 2*time.Second)
 	}()
-	up := &scheduler.Upkeep{Store: b.Store, Blob: b.Blob, JS: b.JS, ReapAfter: cfg.ReapAfter, Log: log}
+	up := &scheduler.Upkeep{Store: b.Store, Blob: b.Blob, JS: b.JS, ReapAfter: cfg.ReapAfter, Log: log,
+		Notifier: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

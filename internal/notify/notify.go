@@ -240,20 +240,20 @@ func eventType(s jobs.State) string {
 	return ""
 }
 
-// reconcileAfter is how old an untold end must be before Reconcile tells
-// it: the finisher normally tells it within milliseconds.
-const reconcileAfter = 30 * time.Second
+// ReconcileAfter is how old an untold end must be before the upkeep
+// tells it: its finisher normally tells it within milliseconds.
+const ReconcileAfter = 30 * time.Second
 
 // Reconcile tells the ends that their finishers did not: the transition
 // that ended a job put it in the outbox atomically, so an end is found
 // here even when its finisher crashed, or lost the reply to its
 // transition and took the job for finished by another. It works through
-// the outbox a page at a time until nothing older than reconcileAfter is
-// left or ctx ends, and returns how many ends it told.
-func (n *Notifier) Reconcile(ctx context.Context) (int, error) {
+// the ends before cutoff a page at a time until none is left or ctx ends,
+// and returns how many it told.
+func (n *Notifier) Reconcile(ctx context.Context, cutoff time.Time) (int, error) {
 	told := 0
 	for ctx.Err() == nil {
-		ids, err := n.cfg.Store.EndedBefore(ctx, time.Now().Add(-reconcileAfter), 500)
+		ids, err := n.cfg.Store.EndedBefore(ctx, cutoff, 500)
 		if err != nil || len(ids) == 0 {
 			return told, err
 		}

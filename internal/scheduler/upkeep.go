@@ -15,6 +15,7 @@ import (
 
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
+	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/queue"
 )
 
@@ -22,6 +23,9 @@ import (
 const (
 	TaskExpire = "inferq:expire"
 	TaskReap   = "inferq:reap"
+	// TaskReconcile tells the job ends their finishers did not (the
+	// outbox, notify.Reconcile).
+	TaskReconcile = "inferq:reconcile"
 	// upkeepQueue is the asynq queue of the periodic upkeep.
 	upkeepQueue = "upkeep"
 	upkeepEvery = "@every 30s"
@@ -39,7 +43,9 @@ type Upkeep struct {
 	// ExpiryBudget bounds one Expire run; 0 means 20 s, inside the 30 s
 	// between runs so that two runs do not overlap.
 	ExpiryBudget time.Duration
-	Log          *slog.Logger
+	// Notifier tells job ends left in the outbox; nil: none is told.
+	Notifier *notify.Notifier
+	Log      *slog.Logger
 }
 
 // Keys of the expiry. The first two are the store's (internal/jobs):
@@ -363,6 +369,17 @@ func (u *Upkeep) Reap(ctx context.Context, now time.Time) (int, error) {
 			_ = u.Store.Forget(ctx, ids[i])
 			continue
 		}
+		if rec.InputKey == "" {
+			// Its input rode in the message that was lost: it cannot run
+			// again. (Its end is told through the outbox.)
+			err := u.Store.Finish(ctx, rec, jobs.Failed, jobs.Update{FinishedAt: now,
+				Error: &jobs.Error{Code: "input_missing", Message: "the job's queue message, which carried its input, was lost"}})
+			if err != nil && !errors.Is(err, jobs.ErrIllegal) {
+				return n, err
+			}
+			u.Log.Warn("job stuck running without its message, failed", "job", rec.ID, "tenant", rec.Tenant, "model", rec.Model)
+			continue
+		}
 		// A fresh message id: the original's may still be in the dedupe
 		// window.
 		msgID := rec.ID + ".reap." + strconv.FormatInt(now.UnixMilli(), 10)
@@ -394,6 +411,16 @@ func (u *Upkeep) Serve(ctx context.Context, redis asynq.RedisConnOpt) error {
 		_, err := u.Reap(ctx, time.Now())
 		return err
 	})
+	mux.HandleFunc(TaskReconcile, func(ctx context.Context, _ *asynq.Task) error {
+		if u.Notifier == nil {
+			return nil
+		}
+		n, err := u.Notifier.Reconcile(ctx, time.Now().Add(-notify.ReconcileAfter))
+		if n > 0 {
+			u.Log.Warn("told job ends their finishers had not", "jobs", n)
+		}
+		return err
+	})
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("upkeep server: %w", err)
 	}
@@ -406,7 +433,7 @@ func (u *Upkeep) Serve(ctx context.Context, redis asynq.RedisConnOpt) error {
 // leading scheduler runs it.
 func (u *Upkeep) Schedule(ctx context.Context, redis asynq.RedisConnOpt) {
 	s := asynq.NewScheduler(redis, &asynq.SchedulerOpts{Logger: quietLogger{u.Log}})
-	for _, t := range []string{TaskExpire, TaskReap} {
+	for _, t := range []string{TaskExpire, TaskReap, TaskReconcile} {
 		// Unique: a leader change inside one period enqueues it once.
 		if _, err := s.Register(upkeepEvery, asynq.NewTask(t, nil), asynq.Queue(upkeepQueue), asynq.Unique(25*time.Second)); err != nil {
 			u.Log.Error("register upkeep", "task", t, "err", err)
