@@ -332,7 +332,7 @@ func (s *Server) acceptBatch(ctx context.Context, t *tenants.Tenant, b *batchUpl
 			js[i].WebhookURL = sub.webhookURL
 		}
 	}
-	if err := s.cfg.Intake.Commit(ctx, batchRecord(t, b.id, sub, created), js); err != nil {
+	if err := s.cfg.Intake.Commit(ctx, b.g, batchRecord(t, b.id, sub, created), js); err != nil {
 		return nil, notDurable(err)
 	}
 	if s.cfg.Notifier != nil {

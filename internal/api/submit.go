@@ -211,7 +211,7 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 		}
 		j.InputKey = inp.Key
 	}
-	if err := s.cfg.Intake.Commit(ctx, nil, []*jobs.Job{j}); err != nil {
+	if err := s.cfg.Intake.Commit(ctx, g, nil, []*jobs.Job{j}); err != nil {
 		s.unclaimUpload(ctx, sub.uploadID, j.ID)
 		return notDurable(err)
 	}

@@ -132,12 +132,17 @@ type Batch struct {
 	Fields map[string]any
 }
 
-// Commit makes js durable: the batch record (b may be nil for a single
-// job), the job records, the batch's job list, every queue message, and
-// last the batch's job count. On any failure it withdraws what it wrote
-// and returns an error wrapping ErrNotDurable; the caller then deletes the
-// stored inputs (Gather.Close) and answers 503.
-func (in *Intake) Commit(ctx context.Context, b *Batch, js []*jobs.Job) error {
+// Commit makes js, whose inputs g read, durable: the batch record (b may
+// be nil for a single job), the job records, the batch's job list, every
+// queue message, and last the batch's job count. On any failure it
+// withdraws what it wrote and returns an error wrapping ErrNotDurable; the
+// caller then deletes the stored inputs (Gather.Close) and answers 503.
+func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Job) error {
+	// Every input is stored before any record or message names it: a
+	// worker may take the job the moment its message is stored.
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	rdb := in.cfg.Store.Redis()
 	undo := func(step string, cause error) error {
 		uctx := context.WithoutCancel(ctx)

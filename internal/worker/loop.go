@@ -130,6 +130,12 @@ func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
 	if err != nil {
 		return nil, err
 	}
+	return l.fetchBatch(ctx, maxBatch, maxWait)
+}
+
+// fetchBatch is take's pulling, for a batch of at most maxBatch jobs
+// waiting at most maxWait for more.
+func (l *modelLoop) fetchBatch(ctx context.Context, maxBatch int, maxWait time.Duration) ([]jetstream.Msg, error) {
 	msgs, err := collect(l.cons.FetchNoWait(maxBatch))
 	if err != nil {
 		return msgs, err
@@ -141,9 +147,12 @@ func (l *modelLoop) take(ctx context.Context) ([]jetstream.Msg, error) {
 		if msgs, err = collect(l.cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))); err != nil || len(msgs) == 0 {
 			return msgs, err
 		}
-		more, err := collect(l.cons.FetchNoWait(maxBatch - 1))
-		if msgs = append(msgs, more...); err != nil {
-			return msgs, err
+		if maxBatch > 1 {
+			// (A fetch of nothing is not free: it waits out its expiry.)
+			more, err := collect(l.cons.FetchNoWait(maxBatch - 1))
+			if msgs = append(msgs, more...); err != nil {
+				return msgs, err
+			}
 		}
 	}
 	start := time.Now()
