@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/intake"
@@ -90,6 +91,8 @@ type Server struct {
 	m       metrics
 	limits  *rateLimits
 	watch   *watcher
+	// jsonBodies is the budget of JSON submit bodies held (readJSON).
+	jsonBodies *semaphore.Weighted
 }
 
 type metrics struct {
@@ -115,7 +118,8 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Intake == nil {
 		return nil, errors.New("api: Config.Intake is required")
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits(), watch: newWatcher(cfg.NATS)}
+	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits(), watch: newWatcher(cfg.NATS),
+		jsonBodies: semaphore.NewWeighted(jsonBudget)}
 	if err := s.RefreshModels(); err != nil {
 		return nil, err
 	}

@@ -31,6 +31,12 @@ const (
 	maxDeadline      = 7 * 24 * time.Hour
 )
 
+// Bounds on the JSON submit bodies held at once (readJSON).
+const (
+	jsonBudget = 256 << 20
+	jsonWait   = 5 * time.Second
+)
+
 // submission is a parsed submit request before the job exists.
 type submission struct {
 	model       string
@@ -497,6 +503,27 @@ type jsonSubmit struct {
 }
 
 func (s *Server) readJSON(ctx context.Context, r *http.Request, j *jobs.Job, sub *submission, g *intake.Gather) error {
+	// A JSON body is held whole while it is decoded (base64 and all): the
+	// bodies held at once share a budget, so that many large ones cannot
+	// grow the process without bound. A request waits a moment for its
+	// share, then is told to come back.
+	hold := s.cfg.MaxInputBytes*4/3 + 1<<20
+	if r.ContentLength > 0 {
+		hold = min(hold, r.ContentLength)
+	}
+	hold = min(hold, jsonBudget)
+	wctx, cancel := context.WithTimeout(ctx, jsonWait)
+	err := s.jsonBodies.Acquire(wctx, hold)
+	cancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		e := errf(http.StatusServiceUnavailable, "busy", "too many large JSON submits at once; retry, or send the input as multipart/form-data, which is streamed")
+		e.RetryAfter = time.Second
+		return e
+	}
+	defer s.jsonBodies.Release(hold)
 	var req jsonSubmit
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(&req); err != nil {
