@@ -179,3 +179,61 @@ func TestIndexesAndSLACounts(t *testing.T) {
 		t.Fatalf("expired record ttl %s", ttl)
 	}
 }
+
+// TestWithdrawIsExact: undoing a refused batch whose messages were partly
+// stored leaves every count as if the batch had never been: a job still
+// queued loses its record and counts, a job a scheduler already took is
+// canceled (its end told to nobody), a job that already ended stays
+// ended; and undoing twice changes nothing more.
+func TestWithdrawIsExact(t *testing.T) {
+	rdb := startRedis(t)
+	s := NewStore(rdb, time.Hour)
+	ctx := context.Background()
+	now := time.Now()
+	var js []*Job
+	for range 3 {
+		js = append(js, &Job{ID: NewID(), Tenant: "acme", Tier: "bulk", Model: "echo", CreatedAt: now,
+			Deadline: now.Add(time.Hour), Input: []byte("x"), BatchID: "b1"})
+	}
+	if err := s.CreateMany(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	queued, taken, ended := js[0], js[1], js[2]
+	if _, err := s.Transition(ctx, taken.ID, taken.Tenant, Scheduled, Update{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, to := range []State{Scheduled, Running} {
+		if _, err := s.Transition(ctx, ended.ID, ended.Tenant, to, Update{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Finish(ctx, ended, Succeeded, Update{Result: []byte(`{}`)}); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		if err := s.Withdraw(ctx, js); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Unfinished(ctx, "acme"); n != 0 {
+			t.Fatalf("unfinished = %d after withdrawing, want 0", n)
+		}
+		counts, _ := rdb.HGetAll(ctx, BatchKey("b1")).Result()
+		if counts["queued"] != "0" || counts["scheduled"] != "0" || counts["canceled"] != "1" || counts["succeeded"] != "1" {
+			t.Fatalf("batch counts after withdrawing: %v", counts)
+		}
+		if _, err := s.Get(ctx, queued.ID); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("the queued job's record: %v, want it gone", err)
+		}
+		if j, _ := s.Get(ctx, taken.ID); j == nil || j.Status != Canceled {
+			t.Fatalf("the taken job: %+v, want canceled", j)
+		}
+		if j, _ := s.Get(ctx, ended.ID); j == nil || j.Status != Succeeded {
+			t.Fatalf("the ended job: %+v, want it left succeeded", j)
+		}
+		// The canceled job's end tells nobody; the ended one's is its
+		// finisher's to tell.
+		if untold, _ := s.EndedBefore(ctx, time.Now().Add(time.Minute), 10); len(untold) != 1 || untold[0] != ended.ID {
+			t.Fatalf("outbox after withdrawing: %v, want only the job that ended on its own", untold)
+		}
+	}
+}
