@@ -43,12 +43,30 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	reg, err := models.Open(modelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
+	// Each model is served as soon as it is loaded, the small ones first,
+	// so that the first job of a fresh fleet does not wait for the
+	// largest model to load.
+	reg, loaded, loadDone, err := models.OpenEach(modelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
 	if err != nil {
 		return err
 	}
 	defer reg.Close()
-	log.Info("worker starting", "device", dev.String(), "ort_version", ort.Version(), "models", reg.Names(), "threads", threads, "instances", cfg.Instances)
+	// A worker told which models to serve must serve them all; one serving
+	// "everything in the directory" serves what loads and says what did
+	// not.
+	ctx, failed := context.WithCancelCause(ctx)
+	defer failed(nil)
+	go func() {
+		err := <-loadDone
+		switch {
+		case err == nil:
+		case len(cfg.ModelList()) > 0:
+			failed(err)
+		default:
+			log.Error("some models could not be loaded and are not served", "err", err)
+		}
+	}()
+	log.Info("worker starting", "device", dev.String(), "ort_version", ort.Version(), "models", cfg.ModelList(), "threads", threads, "instances", cfg.Instances)
 	srv := ops.NewServer()
 	b.AddChecks(srv)
 	ln, err := ops.Listen(cfg.HTTPAddr, 32)
@@ -77,7 +95,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 		cancelWork()
 	}()
 	w := worker.New(worker.Config{
-		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Ops: srv, Log: log,
+		NATS: b.NATS, JS: b.JS, Store: b.Store, Blob: b.Blob, Registry: reg, Loaded: loaded, Ops: srv, Log: log,
 		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, HoldLimit: cfg.HoldLimit,
 		MaxInputBytes: cfg.MaxInputBytes, MaxInlineResult: cfg.MaxInlineResult, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch, JSReplicas: cfg.JSReplicas,
 		// Webhooks and batch completion of the jobs this worker ends.
@@ -85,5 +103,8 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	})
 	err = w.Run(ctx, work)
 	log.Info("worker stopped")
+	if cause := context.Cause(ctx); err == nil && cause != context.Canceled {
+		err = cause
+	}
 	return err
 }

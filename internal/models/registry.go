@@ -1,9 +1,11 @@
 package models
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"sort"
 	"sync"
 
@@ -29,10 +31,15 @@ type Registry struct {
 }
 
 // Open loads the models of dir (only those named, if any) with instances
-// sessions each on opts' device.
+// sessions each on opts' device, and returns once all are loaded.
 func Open(dir string, only []string, opts ort.Options, instances int, log *slog.Logger) (*Registry, error) {
-	r := &Registry{dir: dir, only: only, opts: opts, inst: instances, log: log, models: map[string]*Model{}}
-	if _, err := r.refresh(true); err != nil {
+	r, loaded, done, err := OpenEach(dir, only, opts, instances, log)
+	if err != nil {
+		return nil, err
+	}
+	for range loaded {
+	}
+	if err := <-done; err != nil {
 		// A worker told which models to serve must serve them all; one
 		// serving "everything in the directory" serves what loads and says
 		// what did not.
@@ -42,25 +49,75 @@ func Open(dir string, only []string, opts ort.Options, instances int, log *slog.
 		}
 		log.Error("some models could not be loaded and are not served", "err", err)
 	}
-	if len(r.models) == 0 {
+	if len(r.Names()) == 0 {
 		return nil, fmt.Errorf("no models to serve in %s", dir)
 	}
+	return r, nil
+}
+
+// OpenEach is Open for a worker that serves each model from the moment
+// its sessions are open, rather than every model after the slowest: it
+// reads the manifests, returns a registry with no model loaded yet, and
+// loads them in the background, smallest graph first, sending each name
+// on loaded once it can be acquired. Then it sends what failed to load
+// (nil: nothing) on done, and closes both.
+func OpenEach(dir string, only []string, opts ort.Options, instances int, log *slog.Logger) (r *Registry, loaded <-chan string, done <-chan error, err error) {
+	cat, err := catalog.Catalog(dir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
 	for _, name := range only {
-		if r.models[name] == nil {
-			r.Close()
-			return nil, fmt.Errorf("model %s: %w in %s", name, ErrUnknownModel, dir)
+		if cat[name] == nil {
+			return nil, nil, nil, fmt.Errorf("model %s: %w in %s", name, ErrUnknownModel, dir)
 		}
 	}
-	return r, nil
+	var mans []*catalog.Manifest
+	for name, man := range cat {
+		if len(only) == 0 || contains(only, name) {
+			mans = append(mans, man)
+		}
+	}
+	if len(mans) == 0 {
+		return nil, nil, nil, fmt.Errorf("no models to serve in %s", dir)
+	}
+	size := func(m *catalog.Manifest) int64 {
+		fi, err := os.Stat(m.Path(cmp.Or(m.File, "model.onnx")))
+		if err != nil {
+			return 0
+		}
+		return fi.Size()
+	}
+	sort.Slice(mans, func(i, j int) bool { return size(mans[i]) < size(mans[j]) })
+	r = &Registry{dir: dir, only: only, opts: opts, inst: instances, log: log, models: map[string]*Model{}}
+	ld, dn := make(chan string, len(mans)), make(chan error, 1)
+	go func() {
+		var errs []error
+		for _, man := range mans {
+			m, err := load(man, opts, instances)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("model %s version %s: %w", man.Name, man.Version, err))
+				continue
+			}
+			r.mu.Lock()
+			r.models[man.Name] = m
+			r.mu.Unlock()
+			if log != nil {
+				log.Info("model loaded", "model", man.Name, "version", man.Version, "device", opts.Device.String(), "instances", instances)
+			}
+			ld <- man.Name
+		}
+		close(ld)
+		dn <- errors.Join(errs...)
+		close(dn)
+	}()
+	return r, ld, dn, nil
 }
 
 // Refresh loads versions of the served models newer than those served and
 // returns the names of the models that changed. A version that fails to
 // load leaves the one served in place. Models added to the directory after
 // Open are served from the next start.
-func (r *Registry) Refresh() ([]string, error) { return r.refresh(false) }
-
-func (r *Registry) refresh(initial bool) ([]string, error) {
+func (r *Registry) Refresh() ([]string, error) {
 	cat, err := catalog.Catalog(r.dir)
 	if err != nil {
 		return nil, err
@@ -74,7 +131,7 @@ func (r *Registry) refresh(initial bool) ([]string, error) {
 		r.mu.Lock()
 		cur := r.models[name]
 		r.mu.Unlock()
-		if (cur == nil && !initial) || (cur != nil && cur.Manifest.Version == man.Version) {
+		if cur == nil || cur.Manifest.Version == man.Version {
 			continue
 		}
 		m, err := load(man, r.opts, r.inst)

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,20 +24,48 @@ func workerID() string {
 	return fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
 }
 
+// loopSet is the models this worker serves so far; added wakes the
+// heartbeats when one more is served.
+type loopSet struct {
+	mu    sync.Mutex
+	loops []*modelLoop
+	added chan struct{}
+}
+
+func (s *loopSet) add(l *modelLoop) {
+	s.mu.Lock()
+	s.loops = append(s.loops, l)
+	s.mu.Unlock()
+	select {
+	case s.added <- struct{}{}:
+	default:
+	}
+}
+
+func (s *loopSet) all() []*modelLoop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]*modelLoop(nil), s.loops...)
+}
+
 // heartbeats announces, until ctx ends, what this worker can take of each
-// model: the slots the scheduler may fill (a batch per instance plus the
-// one being prepared) and the measured throughput. Then it withdraws.
-func (w *Worker) heartbeats(ctx context.Context, kv jetstream.KeyValue, loops []*modelLoop) {
+// model it serves: the slots the scheduler may fill (a batch per instance
+// plus the one being prepared) and the measured throughput. A model
+// served anew is announced at once. Then it withdraws.
+func (w *Worker) heartbeats(ctx context.Context, kv jetstream.KeyValue, loops *loopSet) {
 	id := workerID()
 	announce := func() {
 		hb := coord.Heartbeat{Worker: id, Device: w.cfg.Device, Models: map[string]coord.ModelCapacity{}, At: time.Now()}
-		for _, l := range loops {
+		for _, l := range loops.all() {
 			maxBatch, _, err := l.limits()
 			if err != nil {
 				continue
 			}
 			rate, lat := l.service.Throughput(maxBatch)
 			hb.Models[l.model] = coord.ModelCapacity{Slots: maxBatch * (w.cfg.Instances + 1), Rate: rate, Latency: lat, Workers: 1}
+		}
+		if len(hb.Models) == 0 {
+			return
 		}
 		actx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -55,7 +84,8 @@ func (w *Worker) heartbeats(ctx context.Context, kv jetstream.KeyValue, loops []
 			_ = coord.Withdraw(wctx, kv, id)
 			return
 		case <-t.C:
-			announce()
+		case <-loops.added:
 		}
+		announce()
 	}
 }

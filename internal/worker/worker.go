@@ -33,9 +33,12 @@ type Config struct {
 	Store    *jobs.Store
 	Blob     *blob.Store
 	Registry *models.Registry
-	Ops      *ops.Server
-	Log      *slog.Logger
-	Device   string
+	// Loaded names the registry's models as they become servable
+	// (models.OpenEach); nil: every model of Registry, from the start.
+	Loaded <-chan string
+	Ops    *ops.Server
+	Log    *slog.Logger
+	Device string
 	// AckWait and MaxDeliver configure the run consumers.
 	AckWait    time.Duration
 	MaxDeliver int
@@ -99,10 +102,9 @@ func (w *Worker) Run(fetch, work context.Context) error {
 	// /readyz, rather than exit (a worker that exited here left its jobs
 	// unserved after NATS came back: TestNATSDown).
 	var kv *coord.Buckets
-	var loops []*modelLoop
 	for {
 		var err error
-		if kv, loops, err = w.setup(fetch, work); err == nil {
+		if kv, err = w.setup(fetch, work); err == nil {
 			break
 		}
 		w.cfg.Ops.SetNote("nats", err.Error())
@@ -113,21 +115,67 @@ func (w *Worker) Run(fetch, work context.Context) error {
 		}
 	}
 	w.cfg.Ops.SetNote("nats", "")
+	loaded := w.cfg.Loaded
+	if loaded == nil {
+		names := w.cfg.Registry.Names()
+		ch := make(chan string, len(names))
+		for _, n := range names {
+			ch <- n
+		}
+		close(ch)
+		loaded = ch
+	}
+	// Each model is served from the moment it is loaded: a small model
+	// does not wait for a large one (the first job on a fresh fleet did).
+	loops := &loopSet{added: make(chan struct{}, 1)}
 	var wg sync.WaitGroup
-	for _, l := range loops {
+	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		w.heartbeats(fetch, kv.Workers, loops)
+	}()
+	for {
+		var name string
+		var ok bool
+		select {
+		case <-fetch.Done():
+			return nil
+		case name, ok = <-loaded:
+		}
+		if !ok {
+			return nil
+		}
+		l, err := w.serve(fetch, name)
+		if err != nil {
+			return nil // fetch ended
+		}
+		loops.add(l)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			l.run(fetch, work)
 		}()
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		w.heartbeats(fetch, kv.Workers, loops)
-	}()
-	wg.Wait()
-	return nil
+}
+
+// serve makes the run consumer of model, retrying while NATS is down.
+func (w *Worker) serve(fetch context.Context, model string) (*modelLoop, error) {
+	for {
+		ctx, cancel := context.WithTimeout(fetch, 10*time.Second)
+		cons, err := queue.EnsureRunConsumer(ctx, w.cfg.JS, model, w.cfg.AckWait, w.cfg.MaxDeliver)
+		cancel()
+		if err == nil {
+			w.cfg.Ops.SetNote("nats", "")
+			return &modelLoop{w: w, model: model, cons: cons}, nil
+		}
+		w.cfg.Ops.SetNote("nats", err.Error())
+		w.log.Warn("cannot set up the model's queue yet, retrying", "model", model, "err", err)
+		sleepCtx(fetch, time.Second)
+		if fetch.Err() != nil {
+			return nil, fetch.Err()
+		}
+	}
 }
 
 // item is one job in a batch, from message to outcome.
@@ -213,25 +261,17 @@ func isIllegal(err error) bool {
 	return errors.Is(err, jobs.ErrIllegal) || errors.Is(err, jobs.ErrNotFound)
 }
 
-// setup opens the key-value buckets and the run consumers of every model,
-// and starts the handling of JetStream's give-ups.
-func (w *Worker) setup(fetch, work context.Context) (*coord.Buckets, []*modelLoop, error) {
+// setup opens the key-value buckets and starts the handling of
+// JetStream's give-ups.
+func (w *Worker) setup(fetch, work context.Context) (*coord.Buckets, error) {
 	ctx, cancel := context.WithTimeout(fetch, 10*time.Second)
 	defer cancel()
 	kv, err := coord.Open(ctx, w.cfg.JS, w.cfg.JSReplicas)
 	if err != nil {
-		return nil, nil, err
-	}
-	var loops []*modelLoop
-	for _, name := range w.cfg.Registry.Names() {
-		cons, err := queue.EnsureRunConsumer(ctx, w.cfg.JS, name, w.cfg.AckWait, w.cfg.MaxDeliver)
-		if err != nil {
-			return nil, nil, err
-		}
-		loops = append(loops, &modelLoop{w: w, model: name, cons: cons})
+		return nil, err
 	}
 	if err := w.watchGiveUps(work); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return kv, loops, nil
+	return kv, nil
 }
