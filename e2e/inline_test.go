@@ -250,27 +250,7 @@ func TestBatchIngestNATSDown(t *testing.T) {
 		t.Fatalf("a refused batch left objects in S3: %v", after)
 	}
 
-	nats2, err := fleettest.RestartNATS(f.back.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.back.NATS = nats2
-	var j *client.Job
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		j, err = c.Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader("back up")})
-		if err == nil || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	done, err := c.Wait(ctx, j.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkEcho(t, done, []byte("back up"))
+	j := natsBack(t, f, c)
 	// Whatever of the refused batch reached the queue before NATS went
 	// down is dropped, not run: the one job that ends is the new one.
 	time.Sleep(2 * time.Second)

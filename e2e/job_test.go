@@ -313,6 +313,14 @@ func TestNATSDown(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Fatalf("/readyz while NATS is down: %d, want 503", resp.StatusCode)
 	}
+	natsBack(t, f, c)
+}
+
+// natsBack starts the fleet's NATS again and returns the first job
+// accepted after it, once that job has run right.
+func natsBack(t *testing.T, f *fleet, c *client.Client) *client.Job {
+	t.Helper()
+	ctx := ctxT(t, time.Minute)
 	nats2, err := fleettest.RestartNATS(f.back.NATS)
 	if err != nil {
 		t.Fatal(err)
@@ -334,6 +342,7 @@ func TestNATSDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkEcho(t, done, []byte("back up"))
+	return done
 }
 
 // TestRunMessageFollowsRecord: when a run message appears, the job's

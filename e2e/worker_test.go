@@ -158,28 +158,13 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 // TestS3Outage: S3 unreachable for a while under load: jobs wait, /readyz
 // says why, and then they finish; none fails for it.
 func TestS3Outage(t *testing.T) {
-	dir := t.TempDir()
-	own, err := fleettest.StartMinIO(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { own.Stop(5 * time.Second) }()
-	back, err := fleettest.StartBacking(dir, own, "outage")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Stop()
-	fl, err := fleettest.StartFleet(fleettest.Options{Dir: dir, Bin: binDir, ModelsDir: modelsDir, Backing: back, Workers: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Stop()
-	f := &fleet{Fleet: fl, back: back}
+	f, own := startFleetOwnS3(t, nil)
+	fl := f.Fleet
 	e := watchEndings(t, f)
 	c := f.client("globex")
 	ids := submitSlow(t, c, 48)
 	waitRunning(t, c, ids)
-	own.Stop(5 * time.Second)
+	own.stop()
 	// The worker holds what it cannot fetch and says so.
 	var body string
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
@@ -206,10 +191,46 @@ func TestS3Outage(t *testing.T) {
 		}
 	}
 	e.mu.Unlock()
-	if own, err = fleettest.RestartMinIO(own); err != nil {
+	own.restart(t)
+	e.exactlyOnce(t, c, ids, "succeeded")
+}
+
+// ownS3 is a test's own MinIO, which it may stop and start again.
+type ownS3 struct{ srv *fleettest.Server }
+
+func (o *ownS3) stop() { o.srv.Stop(5 * time.Second) }
+
+func (o *ownS3) restart(t *testing.T) {
+	t.Helper()
+	srv, err := fleettest.RestartMinIO(o.srv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	e.exactlyOnce(t, c, ids, "succeeded")
+	o.srv = srv
+}
+
+// startFleetOwnS3 starts a fleet of one worker on a MinIO of the test's
+// own (not the shared one), with env added to every process.
+func startFleetOwnS3(t *testing.T, env []string) (*fleet, *ownS3) {
+	t.Helper()
+	dir := t.TempDir()
+	srv, err := fleettest.StartMinIO(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := &ownS3{srv: srv}
+	t.Cleanup(own.stop)
+	back, err := fleettest.StartBacking(dir, srv, "own")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Stop)
+	fl, err := fleettest.StartFleet(fleettest.Options{Dir: dir, Bin: binDir, ModelsDir: modelsDir, Backing: back, Workers: 1, Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fl.Stop)
+	return &fleet{Fleet: fl, back: back}, own
 }
 
 // TestPoisonJob: a job that kills every worker that runs it ends failed
@@ -269,24 +290,8 @@ func TestPoisonJob(t *testing.T) {
 // deliveries; that must not end healthy jobs as max_attempts. Once S3 is
 // back, every job succeeds, once.
 func TestOutageSpendsNoAttempts(t *testing.T) {
-	dir := t.TempDir()
-	own, err := fleettest.StartMinIO(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { own.Stop(5 * time.Second) }()
-	back, err := fleettest.StartBacking(dir, own, "handbacks")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer back.Stop()
-	fl, err := fleettest.StartFleet(fleettest.Options{Dir: dir, Bin: binDir, ModelsDir: modelsDir, Backing: back, Workers: 1,
-		Env: []string{"INFERQ_INLINE_INPUT_BYTES=0", "INFERQ_MAX_DELIVER=2", "INFERQ_HOLD_LIMIT=1s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fl.Stop()
-	f := &fleet{Fleet: fl, back: back}
+	f, own := startFleetOwnS3(t, []string{"INFERQ_INLINE_INPUT_BYTES=0", "INFERQ_MAX_DELIVER=2", "INFERQ_HOLD_LIMIT=1s"})
+	fl := f.Fleet
 	e := watchEndings(t, f)
 	c := f.client("globex")
 	ctx := ctxT(t, 2*time.Minute)
@@ -298,7 +303,7 @@ func TestOutageSpendsNoAttempts(t *testing.T) {
 		}
 		ids = append(ids, j.ID)
 	}
-	own.Stop(5 * time.Second)
+	own.stop()
 	// Two hand-backs (each after the 1 s hold and S3 client's own
 	// retries, with a 5 s delay) take the jobs past INFERQ_MAX_DELIVER=2.
 	anyFailed := func() bool {
@@ -326,9 +331,7 @@ func TestOutageSpendsNoAttempts(t *testing.T) {
 		}
 	}
 	e.mu.Unlock()
-	if own, err = fleettest.RestartMinIO(own); err != nil {
-		t.Fatal(err)
-	}
+	own.restart(t)
 	e.exactlyOnce(t, c, ids, "succeeded")
 }
 
