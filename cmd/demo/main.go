@@ -236,7 +236,7 @@ func digitsStep(ctx context.Context, d *demo) error {
 }
 
 func echoStep(ctx context.Context, d *demo) error {
-	step("echo: three jobs through the whole fleet (upload -> S3 -> JetStream -> scheduler -> worker -> Redis)")
+	step("echo: three jobs through the whole fleet (small inputs ride inline in the queue message: JetStream -> scheduler -> worker -> Redis)")
 	var ids []string
 	for i, text := range []string{"hello, inferq", "queue-driven inference", "exactly once"} {
 		j, err := d.c.SubmitBytes(ctx, "echo", []byte(text), "text/plain")
