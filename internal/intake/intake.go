@@ -152,8 +152,10 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 			werr = errors.Join(werr, rdb.Del(uctx, jobs.BatchKey(b.ID), notify.JobsKey(b.ID)).Err())
 		}
 		if werr != nil {
-			// The upkeep's reaper of orphans is the backstop for what
-			// could not be withdrawn now.
+			// What could not be withdrawn (Redis failed too) stays a
+			// queued record that no message names: the orphan a producer
+			// also leaves when it dies between records and messages.
+			// Nothing sweeps those yet; the client got no 202 for them.
 			in.log.Error("undo a refused submit", "jobs", len(js), "err", werr)
 		}
 		return fmt.Errorf("%w: %s: %w", ErrNotDurable, step, cause)
