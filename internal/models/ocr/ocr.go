@@ -41,6 +41,11 @@ type Params struct {
 	// DropScore drops lines whose recognition score is lower (PaddleOCR's
 	// drop_score); a negative value keeps every non-empty line.
 	DropScore float32
+	// SpaceGap puts back the word spaces the recognizer leaves out: a
+	// space goes between two characters whose centres are more than
+	// SpaceGap times the line's median character pitch apart (see
+	// DecodeCTC). A negative value keeps only the spaces the model emits.
+	SpaceGap float64
 }
 
 // DefaultParams are PaddleOCR's settings for PP-OCRv4: limit side 960,
@@ -58,6 +63,7 @@ func DefaultParams() Params {
 		MinSize:     3,
 		RecBatch:    6,
 		DropScore:   0.5,
+		SpaceGap:    DefaultSpaceGap,
 	}
 }
 
@@ -83,6 +89,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.DropScore == 0 {
 		p.DropScore = d.DropScore
+	}
+	if p.SpaceGap == 0 {
+		p.SpaceGap = d.SpaceGap
 	}
 	return p
 }
@@ -147,7 +156,10 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 	if p.MaxLines > 0 && len(quads) > p.MaxLines {
 		quads = quads[:p.MaxLines]
 	}
-	texts, scores, err := recognizeLines(src, quads, rec, dict, p.RecBatch)
+	decode := func(probs []float32, T, C int) (string, float32) {
+		return DecodeCTC(probs, T, C, dict, p.SpaceGap)
+	}
+	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
 	if err != nil {
 		return Result{}, err
 	}
