@@ -41,11 +41,11 @@ type Params struct {
 	// DropScore drops lines whose recognition score is lower (PaddleOCR's
 	// drop_score); a negative value keeps every non-empty line.
 	DropScore float32
-	// SpaceGap puts back the word spaces the recognizer leaves out: a
-	// space goes between two characters whose centres are more than
-	// SpaceGap times the line's median character pitch apart (see
-	// DecodeCTC). A negative value keeps only the spaces the model emits.
-	SpaceGap float64
+	// Spaces says where the word spaces the recognizer leaves out are put
+	// back (SpaceRule; zero fields take DefaultSpaceRule's values,
+	// negative ones are off: SpaceRule{-1, -1} keeps only the spaces the
+	// model emits).
+	Spaces SpaceRule
 }
 
 // DefaultParams are PaddleOCR's settings for PP-OCRv4: limit side 960,
@@ -63,7 +63,7 @@ func DefaultParams() Params {
 		MinSize:     3,
 		RecBatch:    6,
 		DropScore:   0.5,
-		SpaceGap:    DefaultSpaceGap,
+		Spaces:      DefaultSpaceRule(),
 	}
 }
 
@@ -90,9 +90,7 @@ func (p Params) withDefaults() Params {
 	if p.DropScore == 0 {
 		p.DropScore = d.DropScore
 	}
-	if p.SpaceGap == 0 {
-		p.SpaceGap = d.SpaceGap
-	}
+	p.Spaces = p.Spaces.withDefaults()
 	return p
 }
 
@@ -157,7 +155,7 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 		quads = quads[:p.MaxLines]
 	}
 	decode := func(probs []float32, T, C int) (string, float32) {
-		return DecodeCTC(probs, T, C, dict, p.SpaceGap)
+		return DecodeCTC(probs, T, C, dict, p.Spaces)
 	}
 	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
 	if err != nil {
