@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // LoadDict reads a recognizer's character list, one character a line
@@ -24,20 +27,99 @@ func LoadDict(r io.Reader) ([]string, error) {
 	return dict, nil
 }
 
-// DecodeCTC is greedy CTC decoding of one line's T x C probabilities
-// (already softmaxed): the most likely class per step, repeats merged,
-// blanks dropped. Class 0 is the blank, 1..len(dict) are dict's
-// characters, len(dict)+1 is a space (PaddleOCR's use_space_char); any
-// class past that is dropped. The score is the mean probability of the
-// characters kept, 0 when none is.
-func DecodeCTC(probs []float32, T, C int, dict []string) (string, float32) {
+// SpaceRule says where DecodeCTC puts back the word spaces that the
+// recognizer leaves out, between two consecutive characters the model
+// did not already part with a space. Either signal is enough; a negative
+// field turns its signal off, a zero one takes DefaultSpaceRule's value.
+type SpaceRule struct {
+	// MinProb: a space goes where the space class's probability, at any
+	// step from the first character's last step to the second's first,
+	// is above MinProb. On small type the model often sees the space
+	// (probabilities of 0.01 to 0.5) while the blank still wins the step.
+	MinProb float32
+	// Gap: a space goes where the characters' centres are more than Gap
+	// times the line's character pitch apart (the median distance between
+	// consecutive centres, in steps).
+	Gap float64
+}
+
+// DefaultSpaceRule is MinProb 0.005 and Gap 2.5, set on single lines
+// rendered at 12 to 40 px in Go Regular and Go Mono (7098 character
+// pairs, 138 of them word gaps the model left out). Across those gaps
+// the space class peaked at 0.0117 or more, inside words at 0.002 or
+// less but for one pair ("J." at 12 px, 0.05, before a full stop, where
+// no space goes anyway): 0.005 lies between them with a margin of about
+// two either way, and recovers all 138. On ten held-out lines at 13 to
+// 26 px, clean and saved as JPEG at quality 30, the character error rate
+// fell from 8.66% to 0.16%. Distance alone separates far worse at the
+// recognizer's resolution (a step is 8 input pixels, a letter 2 or 3
+// steps): inside words centres stood up to 2.0 pitches apart, across
+// gaps as little as 0.7, and the best threshold (1.55) found 85 of the
+// 138 with 16 false spaces. So distance is only a backstop for gaps
+// wider than any seen inside a word (2.5 pitches, against 2.0).
+func DefaultSpaceRule() SpaceRule { return SpaceRule{MinProb: 0.005, Gap: 2.5} }
+
+func (r SpaceRule) withDefaults() SpaceRule {
+	d := DefaultSpaceRule()
+	if r.MinProb == 0 {
+		r.MinProb = d.MinProb
+	}
+	if r.Gap == 0 {
+		r.Gap = d.Gap
+	}
+	return r
+}
+
+// spacing is how a character stands towards word spaces.
+type spacing uint8
+
+const (
+	// spaceless characters belong to scripts written without word spaces
+	// (Han, kana, Hangul as this dictionary uses it, CJK and full-width
+	// punctuation): no space is put beside them.
+	spaceless spacing = iota
+	// word characters take a space on either side.
+	word
+	// closing punctuation (, . ; : ! ? and closing brackets) never has a
+	// space put before it: on JPEG-damaged type the model gives the space
+	// class weight before a comma ("bend , fold"), and English never
+	// spaces there.
+	closing
+	// opening brackets never have a space put after them.
+	opening
+)
+
+// minPitchSamples is how many character-to-character distances a line
+// needs before its median is trusted as the pitch: with fewer, one wide
+// gap is as likely a word space as a wide letter.
+const minPitchSamples = 3
+
+// ctcChar is one character of a greedy CTC decoding: its class and the
+// frames its run of steps covers.
+type ctcChar struct {
+	class       int
+	first, last int
+	// prob is the class's probability at the run's first step; it is what
+	// the line's score averages.
+	prob float32
+	// inserted marks a space that the model did not emit but the gap
+	// between its neighbours implies; it does not count in the score.
+	inserted bool
+}
+
+func (c ctcChar) centre() float64 { return float64(c.first+c.last) / 2 }
+
+// greedyCTC is greedy CTC decoding of T x C probabilities that keeps
+// where each character was read: the most likely class per step, runs of
+// one class merged into one character spanning the run's steps, blanks
+// (class 0) dropped. A step of fewer than C values left at the end is
+// ignored.
+func greedyCTC(probs []float32, T, C int) []ctcChar {
 	if C <= 0 || T <= 0 {
-		return "", 0
+		return nil
 	}
 	T = min(T, len(probs)/C)
-	var sb strings.Builder
-	var sum float64
-	var n int
+	var out []ctcChar
 	prev := -1
 	for t := 0; t < T; t++ {
 		step := probs[t*C : (t+1)*C]
@@ -47,20 +129,142 @@ func DecodeCTC(probs []float32, T, C int, dict []string) (string, float32) {
 				best, bestP = c+1, v
 			}
 		}
-		if best != prev && best != 0 {
-			switch {
-			case best <= len(dict):
-				sb.WriteString(dict[best-1])
-			case best == len(dict)+1:
-				sb.WriteByte(' ')
-			default:
-				prev = best
-				continue
-			}
-			sum += float64(bestP)
-			n++
+		switch {
+		case best == prev && best != 0:
+			out[len(out)-1].last = t
+		case best != 0:
+			out = append(out, ctcChar{class: best, first: t, last: t, prob: bestP})
 		}
 		prev = best
+	}
+	return out
+}
+
+// insertSpaces puts a space (class space) between two consecutive
+// characters where rule says a word gap lies: the space class's
+// probability spaceProb[t] tops rule.MinProb at a step t from the first
+// character's last step to the second's first, or their centres are more
+// than rule.Gap pitches apart. The pitch is the median distance between
+// the centres of consecutive characters of spaced scripts, within the
+// words the model already split (a space the model emits is kept, and no
+// distance is measured across it); the median, because a line has more
+// letter-to-letter steps than word gaps. The distance test needs
+// minPitchSamples distances. Characters of scripts written without spaces
+// (Han, kana, full-width forms) never get a space beside them, and their
+// wider pitch is not mixed into the Latin one; nor does a space go before
+// closing punctuation or after an opening bracket (kind says which is
+// which). chars is not modified; negative rule fields are off (rule has
+// its defaults applied).
+func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(class int) spacing, rule SpaceRule) []ctcChar {
+	if len(chars) < 2 || (rule.MinProb < 0 && rule.Gap < 0) {
+		return chars
+	}
+	pair := func(i int) bool {
+		a, b := chars[i].class, chars[i+1].class
+		return a != space && b != space && kind(a) != spaceless && kind(b) != spaceless
+	}
+	pitch := 0.0
+	if rule.Gap > 0 {
+		dists := make([]float64, 0, len(chars)-1)
+		for i := 0; i+1 < len(chars); i++ {
+			if pair(i) {
+				dists = append(dists, chars[i+1].centre()-chars[i].centre())
+			}
+		}
+		if len(dists) >= minPitchSamples {
+			pitch = median(dists)
+		}
+	}
+	gapAt := func(i int) bool {
+		a, b := chars[i], chars[i+1]
+		if rule.MinProb >= 0 {
+			for t := a.last; t <= b.first && t < len(spaceProb); t++ {
+				if spaceProb[t] > rule.MinProb {
+					return true
+				}
+			}
+		}
+		return pitch > 0 && b.centre()-a.centre() > rule.Gap*pitch
+	}
+	out := make([]ctcChar, 0, len(chars)+len(chars)/4)
+	for i, c := range chars {
+		out = append(out, c)
+		if i+1 < len(chars) && pair(i) && kind(c.class) != opening && kind(chars[i+1].class) != closing && gapAt(i) {
+			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
+		}
+	}
+	return out
+}
+
+// median of xs, which it sorts.
+func median(xs []float64) float64 {
+	slices.Sort(xs)
+	n := len(xs)
+	if n%2 == 1 {
+		return xs[n/2]
+	}
+	return (xs[n/2-1] + xs[n/2]) / 2
+}
+
+// spacingOf says how each dictionary class stands towards word spaces
+// (see spacing). Classes outside the dictionary are spaceless.
+func spacingOf(dict []string) func(int) spacing {
+	return func(class int) spacing {
+		if class < 1 || class > len(dict) {
+			return spaceless
+		}
+		ch := dict[class-1]
+		r, _ := utf8.DecodeRuneInString(ch)
+		switch {
+		case unicode.In(r, unicode.Han, unicode.Hiragana, unicode.Katakana, unicode.Hangul):
+			return spaceless
+		case r >= 0x3000 && r <= 0x303f, r >= 0xff00 && r <= 0xffef:
+			return spaceless
+		case strings.Contains(",.;:!?)]}", ch):
+			return closing
+		case strings.Contains("([{", ch):
+			return opening
+		}
+		return word
+	}
+}
+
+// DecodeCTC decodes one line's T x C probabilities (already softmaxed)
+// greedily: the most likely class per step, repeats merged, blanks
+// dropped. Class 0 is the blank, 1..len(dict) are dict's characters,
+// len(dict)+1 is a space (PaddleOCR's use_space_char); any class past that
+// is dropped. Word spaces the model leaves out are put back where rule
+// finds a gap (see SpaceRule and insertSpaces). The score is the mean
+// probability of the characters the model emitted, 0 when none is.
+func DecodeCTC(probs []float32, T, C int, dict []string, rule SpaceRule) (string, float32) {
+	if C <= 0 || T <= 0 {
+		return "", 0
+	}
+	T = min(T, len(probs)/C)
+	space := len(dict) + 1
+	chars := greedyCTC(probs, T, C)
+	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
+	var spaceProb []float32
+	if space < C {
+		spaceProb = make([]float32, T)
+		for t := range spaceProb {
+			spaceProb[t] = probs[t*C+space]
+		}
+	}
+	chars = insertSpaces(chars, spaceProb, space, spacingOf(dict), rule.withDefaults())
+	var sb strings.Builder
+	var sum float64
+	var n int
+	for _, c := range chars {
+		if c.class == space {
+			sb.WriteByte(' ')
+		} else {
+			sb.WriteString(dict[c.class-1])
+		}
+		if !c.inserted {
+			sum += float64(c.prob)
+			n++
+		}
 	}
 	if n == 0 {
 		return "", 0

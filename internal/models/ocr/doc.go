@@ -37,9 +37,18 @@
 //     squeezed).
 //  4. Greedy CTC decoding (DecodeCTC): class 0 is the blank, 1..len(dict)
 //     the dictionary's characters in order, len(dict)+1 a space; the most
-//     likely class per step, repeats merged, blanks dropped. A line's score
-//     is the mean probability of the characters kept. Lines whose text is
-//     empty, or whose score is under Params.DropScore, are left out.
+//     likely class per step, repeats merged, blanks dropped, and each
+//     character keeps the steps its run covers. Word spaces the model
+//     leaves out (on small or JPEG-damaged type it runs whole lines
+//     together) are put back by Params.Spaces (SpaceRule): between two
+//     characters where the space class's probability tops 0.005 at a step
+//     from one to the other (the model sees the gap; the blank just wins
+//     the step), or where their centres stand more than 2.5 median
+//     pitches apart. The model's own spaces are kept; no space goes beside
+//     Han, kana or full-width characters, before closing punctuation or
+//     after an opening bracket. A line's score is the mean probability of
+//     the characters the model emitted. Lines whose text is empty, or
+//     whose score is under Params.DropScore, are left out.
 //
 // Parameters (DefaultParams) are PaddleOCR's for PP-OCRv4, except the
 // unclip ratio: 2.0, as in PaddleOCR 3 and PaddleX, not PaddleOCR 2's 1.5.

@@ -41,6 +41,11 @@ type Params struct {
 	// DropScore drops lines whose recognition score is lower (PaddleOCR's
 	// drop_score); a negative value keeps every non-empty line.
 	DropScore float32
+	// Spaces says where the word spaces the recognizer leaves out are put
+	// back (SpaceRule; zero fields take DefaultSpaceRule's values,
+	// negative ones are off: SpaceRule{-1, -1} keeps only the spaces the
+	// model emits).
+	Spaces SpaceRule
 }
 
 // DefaultParams are PaddleOCR's settings for PP-OCRv4: limit side 960,
@@ -58,6 +63,7 @@ func DefaultParams() Params {
 		MinSize:     3,
 		RecBatch:    6,
 		DropScore:   0.5,
+		Spaces:      DefaultSpaceRule(),
 	}
 }
 
@@ -84,6 +90,7 @@ func (p Params) withDefaults() Params {
 	if p.DropScore == 0 {
 		p.DropScore = d.DropScore
 	}
+	p.Spaces = p.Spaces.withDefaults()
 	return p
 }
 
@@ -147,7 +154,10 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 	if p.MaxLines > 0 && len(quads) > p.MaxLines {
 		quads = quads[:p.MaxLines]
 	}
-	texts, scores, err := recognizeLines(src, quads, rec, dict, p.RecBatch)
+	decode := func(probs []float32, T, C int) (string, float32) {
+		return DecodeCTC(probs, T, C, dict, p.Spaces)
+	}
+	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
 	if err != nil {
 		return Result{}, err
 	}

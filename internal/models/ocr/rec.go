@@ -115,10 +115,14 @@ func (c crop) rot90() crop {
 
 func (c crop) ratio() float64 { return float64(c.w) / float64(c.h) }
 
+// decodeFunc turns one line's T x C recognizer output into its text and
+// score.
+type decodeFunc func(probs []float32, T, C int) (string, float32)
+
 // recognizeLines reads each quad's text. Lines go to the recognizer in
 // batches of similar width-to-height ratio (PaddleOCR's order), so that
 // little of each batch is padding; results come back in the quads' order.
-func recognizeLines(src *rgbImage, quads []Quad, rec Runner, dict []string, batch int) ([]string, []float32, error) {
+func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, batch int) ([]string, []float32, error) {
 	texts := make([]string, len(quads))
 	scores := make([]float32, len(quads))
 	crops := make([]crop, 0, len(quads))
@@ -158,7 +162,7 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, dict []string, batc
 		}
 		for k, o := range part {
 			step := int(T * C)
-			t, s := DecodeCTC(outs[0].Float32[k*step:(k+1)*step], int(T), int(C), dict)
+			t, s := decode(outs[0].Float32[k*step:(k+1)*step], int(T), int(C))
 			texts[idx[o]], scores[idx[o]] = t, s
 		}
 	}
