@@ -46,9 +46,6 @@ type submission struct {
 	metadata    json.RawMessage
 	contentType string
 	size        int64
-	// uploaded: the input was stored under the job's key by this request
-	// (and must be deleted if the job is refused).
-	uploaded bool
 	// uploadID names a presigned upload holding the input (JSON form);
 	// upload is that upload as checked.
 	uploadID string

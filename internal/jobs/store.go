@@ -53,7 +53,9 @@ func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 // transition of a job in the batch keeps up to date atomically.
 func BatchKey(id string) string { return "batch:" + id }
 
-func key(id string) string          { return "job:" + id }
+// RecordKey is the hash that holds job id's record.
+func RecordKey(id string) string { return "job:" + id }
+
 func unfinishedKey(t string) string { return "tenant:" + t + ":unfinished" }
 func ms(t time.Time) string         { return strconv.FormatInt(t.UnixMilli(), 10) }
 func fromMS(s string) time.Time {
@@ -82,7 +84,7 @@ func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 		pipe := s.rdb.TxPipeline()
 		batches := map[string]int64{}
 		for _, j := range chunk {
-			pipe.HSet(ctx, key(j.ID), recordFields(j))
+			pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
 			if j.BatchID != "" {
 				batches[j.BatchID]++
 			}
@@ -145,7 +147,7 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 		if j.BatchID != "" {
 			batch = BatchKey(j.BatchID)
 		}
-		cmds[i] = withdraw.Eval(ctx, pipe, []string{key(j.ID), unfinishedKey(j.Tenant)}, batch)
+		cmds[i] = withdraw.Eval(ctx, pipe, []string{RecordKey(j.ID), unfinishedKey(j.Tenant)}, batch)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("withdraw %d jobs: %w", len(js), err)
@@ -188,7 +190,7 @@ func (s *Store) Unfinished(ctx context.Context, tenant string) (int64, error) {
 
 // Get reads a job's record.
 func (s *Store) Get(ctx context.Context, id string) (*Job, error) {
-	m, err := s.rdb.HGetAll(ctx, key(id)).Result()
+	m, err := s.rdb.HGetAll(ctx, RecordKey(id)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("get job %s: %w", id, err)
 	}
@@ -203,7 +205,7 @@ func (s *Store) GetMany(ctx context.Context, ids []string) ([]*Job, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.MapStringStringCmd, len(ids))
 	for i, id := range ids {
-		cmds[i] = pipe.HGetAll(ctx, key(id))
+		cmds[i] = pipe.HGetAll(ctx, RecordKey(id))
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("get %d jobs: %w", len(ids), err)
@@ -253,8 +255,6 @@ func decode(m map[string]string) (*Job, error) {
 
 // Keys of the store's indexes.
 const (
-	// finishedKey orders settled jobs by finish time, for expiry.
-	finishedKey = "jobs:finished"
 	// runningKey orders running jobs by start time, for the reaper.
 	runningKey = "jobs:running"
 	// slaKey counts finished and met-deadline jobs by model and tier.
@@ -265,6 +265,10 @@ const (
 	// the finisher never learns that its transition happened.
 	endedKey = "jobs:ended"
 )
+
+// FinishedIndex is the sorted set of settled job ids by finish time (ms),
+// which expiry walks.
+const FinishedIndex = "jobs:finished"
 
 // ExpiredGrace is how long an expired job's record stays readable (status
 // expired, without its result) before it is gone.
@@ -399,7 +403,7 @@ func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 }
 
 func (m Move) keys() []string {
-	return []string{key(m.ID), unfinishedKey(m.Tenant), finishedKey, runningKey, slaKey, endedKey}
+	return []string{RecordKey(m.ID), unfinishedKey(m.Tenant), FinishedIndex, runningKey, slaKey, endedKey}
 }
 
 func (s *Store) args(m Move) []any {
@@ -471,7 +475,7 @@ func (s *Store) Retention() time.Duration { return s.retention }
 
 // FinishedBefore lists up to n jobs that finished before t (expiry).
 func (s *Store) FinishedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
-	return s.rdb.ZRangeByScore(ctx, finishedKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+	return s.rdb.ZRangeByScore(ctx, FinishedIndex, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
 }
 
 // EndedBefore lists up to n jobs that ended before t and whose ends have
@@ -505,7 +509,7 @@ func (s *Store) TouchRunning(ctx context.Context, id string, now time.Time) erro
 // Forget drops an id from the indexes (its record is gone).
 func (s *Store) Forget(ctx context.Context, id string) error {
 	pipe := s.rdb.Pipeline()
-	pipe.ZRem(ctx, finishedKey, id)
+	pipe.ZRem(ctx, FinishedIndex, id)
 	pipe.ZRem(ctx, runningKey, id)
 	_, err := pipe.Exec(ctx)
 	return err

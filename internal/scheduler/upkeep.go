@@ -48,11 +48,9 @@ type Upkeep struct {
 	Log      *slog.Logger
 }
 
-// Keys of the expiry. The first two are the store's (internal/jobs):
-// the record of a job, and its index of settled jobs by finish time.
+// Keys of the expiry (besides the store's records, jobs.RecordKey, and
+// its index of settled jobs by finish time, jobs.FinishedIndex).
 const (
-	recordPrefix  = "job:"
-	finishedIndex = "jobs:finished"
 	// holdCursorKey is the finish time (ms) from which the next hold
 	// pass looks.
 	holdCursorKey = "upkeep:expiry:held"
@@ -120,7 +118,7 @@ func (u *Upkeep) Expire(ctx context.Context, now time.Time) (int, error) {
 			break
 		}
 		if time.Now().After(stop) {
-			due, _ := u.Store.Redis().ZCount(ctx, finishedIndex, "-inf", strconv.FormatInt(cutoff.UnixMilli(), 10)).Result()
+			due, _ := u.Store.Redis().ZCount(ctx, jobs.FinishedIndex, "-inf", strconv.FormatInt(cutoff.UnixMilli(), 10)).Result()
 			u.Log.Warn("expiry is behind: its run's budget is spent with jobs still due", "expired", total, "due", due, "budget", budget)
 			return total, nil
 		}
@@ -158,7 +156,7 @@ func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 	// began; one that stops early goes on from where it stopped.
 	next := started.Add(-holdOverlap).UnixMilli()
 	for offset := int64(0); ; offset += expiryPage {
-		zs, err := rdb.ZRangeByScoreWithScores(ctx, finishedIndex, &redis.ZRangeBy{
+		zs, err := rdb.ZRangeByScoreWithScores(ctx, jobs.FinishedIndex, &redis.ZRangeBy{
 			Min: strconv.FormatInt(from, 10), Max: "+inf", Offset: offset, Count: expiryPage,
 		}).Result()
 		if err != nil {
@@ -174,7 +172,7 @@ func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 			}
 			pipe := rdb.Pipeline()
 			for _, z := range zs {
-				holdRecord.EvalSha(ctx, pipe, []string{recordPrefix + z.Member.(string)})
+				holdRecord.EvalSha(ctx, pipe, []string{jobs.RecordKey(z.Member.(string))})
 			}
 			if _, err := pipe.Exec(ctx); err != nil {
 				return fmt.Errorf("expiry: hold %d records: %w", len(zs), err)
@@ -203,7 +201,7 @@ func (u *Upkeep) expirePage(ctx context.Context, ids []string, del bool) (n int,
 	pipe := rdb.Pipeline()
 	reads := make([]*redis.SliceCmd, len(ids))
 	for i, id := range ids {
-		reads[i] = pipe.HMGet(ctx, recordPrefix+id, "tenant", "status", "input_key")
+		reads[i] = pipe.HMGet(ctx, jobs.RecordKey(id), "tenant", "status", "input_key")
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return 0, false, fmt.Errorf("expiry: read %d records: %w", len(ids), err)
@@ -243,7 +241,7 @@ func (u *Upkeep) expirePage(ctx context.Context, ids []string, del bool) (n int,
 	if gone > 0 || strange > 0 {
 		u.Log.Warn("expiry: finished jobs without an expirable record, dropped from the index",
 			"record_gone", gone, "not_settled", strange)
-		if err := rdb.ZRem(ctx, finishedIndex, drop...).Err(); err != nil {
+		if err := rdb.ZRem(ctx, jobs.FinishedIndex, drop...).Err(); err != nil {
 			return 0, false, fmt.Errorf("expiry: drop %d ids: %w", len(drop), err)
 		}
 	}

@@ -292,7 +292,7 @@ func TestExpireHoldsRecords(t *testing.T) {
 	if objs := r.objects(t); len(objs) != 1 || objs[0] != lost.InputKey {
 		t.Fatalf("objects left: %v, want only the input of the job whose record was lost", objs)
 	}
-	if err := r.rdb.ZScore(ctx, finishedIndex, lost.ID).Err(); err == nil {
+	if err := r.rdb.ZScore(ctx, jobs.FinishedIndex, lost.ID).Err(); err == nil {
 		t.Fatalf("the job whose record was lost is still in the finished index")
 	}
 }
