@@ -81,7 +81,7 @@ func (e *env) coldFleet(ctx context.Context, in inputSet, producerOnly bool) (co
 		waitFor = procs[:1]
 	}
 	for _, p := range waitFor {
-		for !readyz(ctx, p.URL) {
+		for !fleettest.Ready(ctx, p.URL) {
 			if p.Exited() {
 				return cs, fmt.Errorf("%s exited before it was ready (log %s)", p.Name, p.Log)
 			}
@@ -126,19 +126,6 @@ func (e *env) coldFleet(ctx context.Context, in inputSet, producerOnly bool) (co
 		cs.warm = append(cs.warm, ms)
 	}
 	return cs, nil
-}
-
-// readyz reports whether the service at url answers /readyz with 200.
-func readyz(ctx context.Context, url string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/readyz", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
 }
 
 func coldTable(cs []coldStart) string {

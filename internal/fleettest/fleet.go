@@ -182,15 +182,16 @@ func (f *Fleet) start(name string, extra []string) (*Proc, string, error) {
 	}
 	url := "http://" + addr
 	p.URL = url
-	if err := waitFor(90*time.Second, p, func() bool { return ready(url) }); err != nil {
+	if err := waitFor(90*time.Second, p, func() bool { return Ready(context.Background(), url) }); err != nil {
 		p.Kill()
 		return nil, "", fmt.Errorf("%s: %w", label, err)
 	}
 	return p, url, nil
 }
 
-func ready(url string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+// Ready reports whether the service at url answers /readyz with 200.
+func Ready(ctx context.Context, url string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/readyz", nil)
 	resp, err := http.DefaultClient.Do(req)

@@ -31,16 +31,7 @@ func newDispatchRig(t *testing.T) *dispatchRig {
 		t.Skip("scheduler test: starts NATS and Redis; skipped in -short mode")
 	}
 	rdb := fleettest.Redis(t)
-	srv, err := fleettest.StartNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(5 * time.Second) })
-	nc, err := nats.Connect("nats://" + srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
+	nc := fleettest.NATS(t)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)

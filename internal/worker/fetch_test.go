@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/inferq/inferq/internal/fleettest"
@@ -39,19 +38,7 @@ func (s *spyConsumer) FetchNoWait(n int) (jetstream.MessageBatch, error) {
 // takes its one job and asks for no more; a fetch of zero messages is not
 // free (it waits out its expiry, a second a batch) and must never be sent.
 func TestFetchNeverAsksForNothing(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts nats-server: skipped in -short mode")
-	}
-	srv, err := fleettest.StartNATS(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Stop(5 * time.Second) })
-	nc, err := nats.Connect("nats://" + srv.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	nc := fleettest.NATS(t)
 	js, _ := jetstream.New(nc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
