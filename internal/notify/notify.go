@@ -51,81 +51,107 @@ func New(cfg Config) *Notifier {
 }
 
 // OnFinish has the shape of worker.Config.OnFinish: the worker calls it
-// once per batch with the jobs it ended, after their ends are durable. What
-// each end must tell comes from its message, so that the common job (no
-// webhook of its own) costs no round trip here: the jobs with a webhook are
-// read in one pipelined round trip and their webhooks enqueued, and each
-// batch touched is settled once, with the count of its jobs that met their
-// deadline. A message without these hints (older than them) is handled from
-// its record.
+// once per batch with the jobs it ended, after their ends are durable.
 func (n *Notifier) OnFinish(ctx context.Context, ended []jobs.Ended) {
-	var read []jobs.Ended
-	met := map[string]int64{}        // by batch: the ended jobs that met their deadline
-	byBatch := map[string][]string{} // by batch: its ended jobs
-	failed := map[string]bool{}      // jobs whose end could not be told
-	var told []string
-	for _, e := range ended {
-		if eventType(e.State) == "" {
-			continue
-		}
-		hint := e.Message.Notify
-		if hint == nil || hint.Webhook {
-			read = append(read, e)
-		}
-		if hint != nil && hint.Batch != "" {
-			met[hint.Batch] += b2i(e.MetDeadline)
-			byBatch[hint.Batch] = append(byBatch[hint.Batch], e.Message.ID)
-		}
-		told = append(told, e.Message.ID)
+	if _, err := n.tell(ctx, ended); err != nil {
+		n.log.Error("notify: jobs ended, but not all their webhooks and batches could be recorded yet (the upkeep retries)",
+			"jobs", len(ended), "err", err)
 	}
-	if len(read) > 0 {
-		ids := make([]string, len(read))
-		for i, e := range read {
-			ids[i] = e.Message.ID
+}
+
+// Finished handles one job that reached the terminal state to: it
+// enqueues the job's webhook, if it has one, and settles its batch.
+func (n *Notifier) Finished(ctx context.Context, id string, to jobs.State) error {
+	_, err := n.tell(ctx, []jobs.Ended{{Message: jobs.Message{ID: id}, State: to}})
+	return err
+}
+
+// tell records what the ends of jobs must tell (each job's own webhook,
+// and one settle per batch touched, with the count of its jobs that met
+// their deadline), then takes the ends it told out of the outbox; what
+// failed stays there, for Reconcile. What an end must tell comes from its
+// message's hints, so that the common job (no webhook of its own) costs no
+// round trip here; a job with a webhook is read (the event carries it), all
+// in one pipelined round trip, and so is an end without hints (a message
+// from before them, a cancel, the outbox), which also takes its batch, its
+// met deadline and, when State is empty, its state from the record. It
+// returns how many ends it took out of the outbox.
+func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
+	var errs []error
+	failed := map[string]bool{} // ends that could not be told
+	recs := make([]*jobs.Job, len(ended))
+	var ids []string
+	var at []int
+	for i, e := range ended {
+		if hint := e.Message.Notify; hint == nil || hint.Webhook {
+			ids, at = append(ids, e.Message.ID), append(at, i)
 		}
-		recs, err := n.cfg.Store.GetMany(ctx, ids)
+	}
+	if len(ids) > 0 {
+		got, err := n.cfg.Store.GetMany(ctx, ids)
 		if err != nil {
-			n.log.Error("notify: jobs ended, but their webhooks could not be recorded yet", "jobs", len(ids), "err", err)
+			errs = append(errs, err)
 			for _, id := range ids {
 				failed[id] = true
 			}
+		} else {
+			for k, j := range got {
+				recs[at[k]] = j
+			}
 		}
-		for i, j := range recs {
-			e := read[i]
-			if j == nil {
-				continue // expired or gone meanwhile
+	}
+	met := map[string]int64{}        // by batch: the ended jobs that met their deadline
+	byBatch := map[string][]string{} // by batch: its ended jobs
+	var done []string
+	for i, e := range ended {
+		id, j := e.Message.ID, recs[i]
+		if failed[id] && e.Message.Notify == nil {
+			continue // its record could not be read: nothing is known
+		}
+		state, metDeadline, batch := e.State, e.MetDeadline, ""
+		if hint := e.Message.Notify; hint != nil {
+			batch = hint.Batch
+		} else if j != nil {
+			batch, metDeadline = j.BatchID, j.MetDeadline != nil && *j.MetDeadline
+			if state == "" {
+				state = j.Status
 			}
-			if j.WebhookURL != "" {
-				if err := n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, eventType(e.State), j); err != nil {
-					n.log.Error("notify: job ended, but its webhook could not be recorded yet",
-						"job", j.ID, "tenant", j.Tenant, "model", j.Model, "tier", j.Tier, "status", e.State, "err", err)
-					failed[j.ID] = true
-				}
+		}
+		done = append(done, id)
+		typ := eventType(state)
+		if typ == "" || (e.Message.Notify == nil && j == nil) {
+			continue // expired, or gone: nothing left to tell
+		}
+		if j != nil && j.WebhookURL != "" {
+			if err := n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, typ, j); err != nil {
+				errs = append(errs, err)
+				failed[id] = true
 			}
-			if e.Message.Notify == nil && j.BatchID != "" {
-				met[j.BatchID] += b2i(e.MetDeadline)
-				byBatch[j.BatchID] = append(byBatch[j.BatchID], j.ID)
-			}
+		}
+		if batch != "" {
+			met[batch] += b2i(metDeadline)
+			byBatch[batch] = append(byBatch[batch], id)
 		}
 	}
 	for batch, count := range met {
 		if err := n.settle(ctx, batch, count); err != nil {
-			n.log.Error("notify: jobs ended, but their batch could not be settled yet", "batch", batch, "err", err)
+			errs = append(errs, err)
 			for _, id := range byBatch[batch] {
 				failed[id] = true
 			}
 		}
 	}
-	// What failed stays in the outbox, for the upkeep's Reconcile.
-	done := told[:0]
-	for _, id := range told {
+	told := done[:0]
+	for _, id := range done {
 		if !failed[id] {
-			done = append(done, id)
+			told = append(told, id)
 		}
 	}
-	if err := n.cfg.Store.Told(ctx, done...); err != nil {
-		n.log.Warn("notify: ends told, but not marked so (they will be told again, harmlessly)", "jobs", len(done), "err", err)
+	if err := n.cfg.Store.Told(ctx, told...); err != nil {
+		// They will be told again, harmlessly.
+		return 0, errors.Join(append(errs, err)...)
 	}
+	return len(told), errors.Join(errs...)
 }
 
 func b2i(b bool) int64 {
@@ -133,30 +159,6 @@ func b2i(b bool) int64 {
 		return 1
 	}
 	return 0
-}
-
-// Finished handles one job that reached the terminal state to: it
-// enqueues the job's webhook, if it has one, and settles its batch.
-func (n *Notifier) Finished(ctx context.Context, id string, to jobs.State) error {
-	typ := eventType(to)
-	if typ == "" {
-		return nil
-	}
-	j, err := n.cfg.Store.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	var errs []error
-	if j.WebhookURL != "" {
-		errs = append(errs, n.enqueue(ctx, j.Tenant, j.WebhookURL, j.ID, typ, j))
-	}
-	if j.BatchID != "" {
-		errs = append(errs, n.settle(ctx, j.BatchID, b2i(j.MetDeadline != nil && *j.MetDeadline)))
-	}
-	if err := errors.Join(errs...); err != nil {
-		return err // it stays in the outbox, for Reconcile
-	}
-	return n.cfg.Store.Told(ctx, id)
 }
 
 // CheckBatch fires batch.completed if every job of the batch has ended
@@ -249,38 +251,26 @@ const ReconcileAfter = 30 * time.Second
 // here even when its finisher crashed, or lost the reply to its
 // transition and took the job for finished by another. It works through
 // the ends before cutoff a page at a time until none is left or ctx ends,
-// and returns how many it told.
+// and returns how many it took out of the outbox.
 func (n *Notifier) Reconcile(ctx context.Context, cutoff time.Time) (int, error) {
-	told := 0
+	total := 0
 	for ctx.Err() == nil {
 		ids, err := n.cfg.Store.EndedBefore(ctx, cutoff, 500)
 		if err != nil || len(ids) == 0 {
-			return told, err
+			return total, err
 		}
-		recs, err := n.cfg.Store.GetMany(ctx, ids)
+		ended := make([]jobs.Ended, len(ids))
+		for i, id := range ids {
+			ended[i] = jobs.Ended{Message: jobs.Message{ID: id}}
+		}
+		told, err := n.tell(ctx, ended)
+		total += told
+		if told == 0 {
+			return total, errors.Join(errors.New("notify: reconcile made no progress"), err)
+		}
 		if err != nil {
-			return told, err
-		}
-		progress := false
-		for i, j := range recs {
-			if j == nil || eventType(j.Status) == "" {
-				// Gone, or expired since: nothing left to tell.
-				if err := n.cfg.Store.Told(ctx, ids[i]); err != nil {
-					return told, err
-				}
-				progress = true
-				continue
-			}
-			if err := n.Finished(ctx, j.ID, j.Status); err != nil {
-				n.log.Error("notify: reconcile", "job", j.ID, "err", err)
-				continue
-			}
-			told++
-			progress = true
-		}
-		if !progress {
-			return told, errors.New("notify: reconcile made no progress")
+			n.log.Error("notify: reconcile", "err", err)
 		}
 	}
-	return told, ctx.Err()
+	return total, ctx.Err()
 }
