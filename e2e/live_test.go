@@ -66,24 +66,7 @@ func TestLiveStatusWithoutPolling(t *testing.T) {
 	}
 	nc.Flush()
 
-	polled := make(chan *client.Job, 1)
-	go func() {
-		got, err := c.Get(ctx, j.ID, time.Minute)
-		if err != nil {
-			t.Error(err)
-		}
-		polled <- got
-	}()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+f.Tenants["acme"].Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
+	polled, resp := waitBothWays(t, ctx, f, c, j.ID, time.Minute)
 	sse := make(chan sseEvent, 16)
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
@@ -173,21 +156,7 @@ func TestWaitersSeeAnEndWithoutItsEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	polled := make(chan *client.Job, 1)
-	go func() {
-		got, err := c.Get(ctx, j.ID, 45*time.Second)
-		if err != nil {
-			t.Error(err)
-		}
-		polled <- got
-	}()
-	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+f.Tenants["acme"].Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	polled, resp := waitBothWays(t, ctx, f, c, j.ID, 45*time.Second)
 	streamed := make(chan string, 1)
 	go func() {
 		var last string
@@ -221,4 +190,30 @@ func TestWaitersSeeAnEndWithoutItsEvent(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("SSE stream still open 30 s after its job ended without an event")
 	}
+}
+
+// waitBothWays waits on acme's job id as the two kinds of waiter do: a
+// long-poll of up to wait, whose answer comes on the channel, and an SSE
+// stream, whose response it returns open (it ends with the test).
+func waitBothWays(t *testing.T, ctx context.Context, f *fleet, c *client.Client, id string, wait time.Duration) (<-chan *client.Job, *http.Response) {
+	t.Helper()
+	polled := make(chan *client.Job, 1)
+	go func() {
+		got, err := c.Get(ctx, id, wait)
+		if err != nil {
+			t.Error(err)
+		}
+		polled <- got
+	}()
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+id+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+f.Tenants["acme"].Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("events: %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return polled, resp
 }
