@@ -7,9 +7,14 @@
 // Decisions:
 //
 //   - Enqueueing happens where a job ends: the worker's OnFinish
-//     (job.succeeded, job.failed) and the API's cancel (job.canceled), each
-//     once per job, after the terminal state is durable. Delivery runs in
-//     the producers, which hold the tenants file and so the webhook
+//     (job.succeeded, job.failed, once per worker batch) and the API's
+//     cancel (job.canceled), after the terminal state is durable. The
+//     transition that ends a job also puts it in an outbox; what a finisher
+//     did not tell, the upkeep tells (Reconcile), so an end is told even
+//     when its finisher crashed or lost the reply to its transition. What
+//     an end must tell comes from the message's hints (its own webhook, its
+//     batch): a job without a webhook costs no record read. Delivery runs
+//     in the producers, which hold the tenants file and so the webhook
 //     secrets; task payloads carry no secret.
 //   - The webhook-id is derived from the subject and the event type
 //     (sha256 of "<job or batch id>\x00<type>"), not drawn at random, and is
@@ -17,8 +22,8 @@
 //     retried OnFinish) is one task while asynq holds it, and delivered
 //     tasks are kept for an hour (Retention) so a late duplicate enqueue is
 //     still refused; past that, receivers deduplicate on webhook-id.
-//   - Batch completion fires once: each finished job of a batch runs one
-//     Lua script that, when succeeded, failed, canceled and expired add up
+//   - Batch completion fires once: the ended jobs of a batch (one
+//     worker batch's at a time) run one Lua script that, when succeeded, failed, canceled and expired add up
 //     to the batch's job count, sets completed_at (HSETNX semantics); only
 //     the caller that set it enqueues batch.completed. The submit sets the
 //     job count last and runs the same check, so a batch whose jobs all
