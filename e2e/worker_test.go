@@ -295,6 +295,9 @@ func TestOutageSpendsNoAttempts(t *testing.T) {
 	e := watchEndings(t, f)
 	c := f.client("globex")
 	ctx := ctxT(t, 2*time.Minute)
+	// The worker is held until S3 is down, so that it cannot run the
+	// jobs (echo takes milliseconds) before the outage.
+	fl.Workers[0].Signal(syscall.SIGSTOP)
 	var ids []string
 	for i := range 8 {
 		j, err := c.Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader(fmt.Sprintf("held %d", i))})
@@ -304,6 +307,7 @@ func TestOutageSpendsNoAttempts(t *testing.T) {
 		ids = append(ids, j.ID)
 	}
 	own.stop()
+	fl.Workers[0].Signal(syscall.SIGCONT)
 	// Two hand-backs (each after the 1 s hold and S3 client's own
 	// retries, with a 5 s delay) take the jobs past INFERQ_MAX_DELIVER=2.
 	anyFailed := func() bool {
