@@ -66,11 +66,13 @@ const usage = `usage:
   inferq results BATCH [--status S]          the batch's jobs as NDJSON, in submit order
   inferq cancel JOB|BATCH                    cancel a job, or a batch's jobs, not yet ended
   inferq models                              list the fleet's models
+  inferq models rollout MODEL VERSION --canary 10% --for 30m [--shadow 5%] [--from V]
+  inferq models promote|abort MODEL          end a model's running rollout by hand
   inferq keys new --tenant NAME              make an API key and its tenants-file line
   inferq webhooks failed                     webhooks that exhausted their retries
   inferq webhooks replay ID... | --all       send them once more
 common flags: --url (INFERQ_URL), --key (INFERQ_API_KEY), --json;
-webhooks: --redis-url (INFERQ_REDIS_URL)`
+webhooks and rollouts: --redis-url (INFERQ_REDIS_URL)`
 
 // cli is one invocation's settings and outputs.
 type cli struct {
@@ -409,6 +411,9 @@ func (c *cli) cancel(ctx context.Context, fs *flag.FlagSet, args []string) error
 }
 
 func (c *cli) models(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return c.rollout(ctx, fs, args)
+	}
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

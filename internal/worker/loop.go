@@ -96,16 +96,18 @@ func (l *modelLoop) run(fetch, work context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		b := l.prepare(work, msgs)
-		if b == nil {
-			continue
-		}
-		select {
-		case ready <- b:
-		case <-work.Done():
-			b.stopHB()
-			b.release()
-			return
+		for _, g := range l.route(fetch, msgs) {
+			b := l.prepare(work, g.msgs, g.version)
+			if b == nil {
+				continue
+			}
+			select {
+			case ready <- b:
+			case <-work.Done():
+				b.stopHB()
+				b.release()
+				return
+			}
 		}
 	}
 }
@@ -204,9 +206,10 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) || err.Error() == "nats: timeout"
 }
 
-// prepare reads the records and inputs of a batch and decodes them. It
-// returns nil when nothing in the batch is left to run.
-func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
+// prepare reads the records and inputs of a batch and decodes them for
+// version (a rollout's choice; "": the newest). It returns nil when
+// nothing in the batch is left to run.
+func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg, version string) *batch {
 	w := l.w
 	items := make([]*item, 0, len(msgs))
 	for _, msg := range msgs {
@@ -237,7 +240,7 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 	if err := w.retry(ctx, "s3", func() error { return l.fetchInputs(ctx, items) }); err != nil {
 		return abandon()
 	}
-	m, release, err := w.cfg.Registry.Acquire(l.model)
+	m, release, err := l.acquire(version)
 	if err != nil {
 		w.log.Error("model gone", "model", l.model, "err", err)
 		return abandon()
@@ -342,10 +345,11 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 			runnable = append(runnable, it)
 		}
 	}
+	var took time.Duration
 	if len(runnable) > 0 {
 		start := time.Now()
 		w.runSplit(b.model, runnable)
-		took := time.Since(start)
+		took = time.Since(start)
 		l.service.Observe(len(runnable), took)
 		w.m.observeBatch(l.model, len(runnable), took)
 	}
@@ -357,6 +361,7 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 		l.handBack(b.items)
 		return
 	}
+	l.judged(ctx, b.model, runnable, took)
 }
 
 func (l *modelLoop) handBack(items []*item) {
