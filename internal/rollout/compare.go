@@ -12,7 +12,7 @@ const maxTextDistance = 0.1
 
 // maxCompareRunes bounds the texts compared: the edit distance costs their
 // product, and an output is not made trustworthy by its length.
-const maxCompareRunes = 4096
+const maxCompareRunes = 2000
 
 // Agree says whether two versions' outputs for one input agree: the same
 // top label for classifiers, OCR texts within maxTextDistance, and equal
