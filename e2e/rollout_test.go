@@ -3,6 +3,9 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -175,6 +178,27 @@ func TestRollouts(t *testing.T) {
 			if j.Status != "succeeded" || j.ModelVersion != wantV {
 				t.Errorf("%s after the verdict: job %d %s on version %s, want version %s", m, i, j.Status, j.ModelVersion, wantV)
 			}
+		}
+	}
+	// What the comparison cost: the worker's second runs and comparisons.
+	if resp, err := http.Get(f.Workers[0].URL + "/metrics"); err == nil {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var jobs, secs float64
+		for _, line := range strings.Split(string(b), "\n") {
+			var v float64
+			if _, err := fmt.Sscanf(line[strings.LastIndexByte(line, ' ')+1:], "%g", &v); err != nil {
+				continue
+			}
+			switch {
+			case strings.HasPrefix(line, "inferq_rollout_shadow_jobs_total{"):
+				jobs += v
+			case strings.HasPrefix(line, "inferq_rollout_shadow_seconds_total{"):
+				secs += v
+			}
+		}
+		if jobs > 0 {
+			t.Logf("shadow comparison: %.0f jobs, %.0f µs each (second run and comparison, off the jobs' path)", jobs, 1e6*secs/jobs)
 		}
 	}
 	// Memory stays bounded: the worker let the good model's old version go

@@ -44,8 +44,11 @@ type Thresholds struct {
 	// often than the old (0.05: five points).
 	MaxFailRise float64
 	// MaxSlowdown rolls back when the new version's run time per job is
-	// this many times the old one's.
-	MaxSlowdown float64
+	// this many times the old one's, and SlowdownFloor more in absolute
+	// terms: a model that runs in microseconds shows ratios of several on
+	// a busy machine that no client would notice.
+	MaxSlowdown   float64
+	SlowdownFloor time.Duration
 	// MaxDeadlineDrop rolls back when the new version meets deadlines this
 	// much less often than the old (0.1: ten points).
 	MaxDeadlineDrop float64
@@ -56,7 +59,7 @@ type Thresholds struct {
 }
 
 // DefaultThresholds are the thresholds of a deployment that sets none.
-var DefaultThresholds = Thresholds{MinJobs: 20, MaxFailRise: 0.05, MaxSlowdown: 2, MaxDeadlineDrop: 0.1, MinShadow: 10, MinAgreement: 0.9}
+var DefaultThresholds = Thresholds{MinJobs: 20, MaxFailRise: 0.05, MaxSlowdown: 2, SlowdownFloor: time.Millisecond, MaxDeadlineDrop: 0.1, MinShadow: 10, MinAgreement: 0.9}
 
 func (t Thresholds) withDefaults() Thresholds {
 	d := DefaultThresholds
@@ -68,6 +71,9 @@ func (t Thresholds) withDefaults() Thresholds {
 	}
 	if t.MaxSlowdown > 0 {
 		d.MaxSlowdown = t.MaxSlowdown
+	}
+	if t.SlowdownFloor > 0 {
+		d.SlowdownFloor = t.SlowdownFloor
 	}
 	if t.MaxDeadlineDrop > 0 {
 		d.MaxDeadlineDrop = t.MaxDeadlineDrop
@@ -109,6 +115,12 @@ func Decide(s State, now time.Time, t Thresholds) Verdict {
 	}
 	t = t.withDefaults()
 	old, neu := s.Counts[s.From], s.Counts[s.To]
+	// Disagreement comes first: it is the most specific evidence (the
+	// other signals may follow from it, or from a busy machine).
+	shadow := Counters{Shadow: old.Shadow + neu.Shadow, Agree: old.Agree + neu.Agree}
+	if shadow.Shadow >= t.MinShadow && shadow.agreement() < t.MinAgreement {
+		return Verdict{RollBack, fmt.Sprintf("outputs agree on %.1f%% of %d shadowed jobs", 100*shadow.agreement(), shadow.Shadow)}
+	}
 	if neu.Jobs >= t.MinJobs {
 		if rise := neu.failRate() - old.failRate(); rise > t.MaxFailRise {
 			return Verdict{RollBack, fmt.Sprintf("failure rate %.1f%% against %.1f%% on version %s (%d jobs)", 100*neu.failRate(), 100*old.failRate(), s.From, neu.Jobs)}
@@ -117,14 +129,10 @@ func Decide(s State, now time.Time, t Thresholds) Verdict {
 			if drop := old.metRate() - neu.metRate(); drop > t.MaxDeadlineDrop {
 				return Verdict{RollBack, fmt.Sprintf("deadlines met %.1f%% against %.1f%% on version %s", 100*neu.metRate(), 100*old.metRate(), s.From)}
 			}
-			if o, n := old.perJob(), neu.perJob(); o > 0 && n > t.MaxSlowdown*o {
+			if o, n := old.perJob(), neu.perJob(); o > 0 && n > t.MaxSlowdown*o && n-o > float64(t.SlowdownFloor.Microseconds()) {
 				return Verdict{RollBack, fmt.Sprintf("run time per job %.0fµs against %.0fµs on version %s", n, o, s.From)}
 			}
 		}
-	}
-	shadow := Counters{Shadow: old.Shadow + neu.Shadow, Agree: old.Agree + neu.Agree}
-	if shadow.Shadow >= t.MinShadow && shadow.agreement() < t.MinAgreement {
-		return Verdict{RollBack, fmt.Sprintf("outputs agree on %.1f%% of %d shadowed jobs", 100*shadow.agreement(), shadow.Shadow)}
 	}
 	if !now.Before(s.Started.Add(s.Window)) && neu.Jobs >= t.MinJobs {
 		return Verdict{Promote, fmt.Sprintf("clean window of %v, %d jobs on version %s", s.Window, neu.Jobs, s.To)}

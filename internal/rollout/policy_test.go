@@ -51,7 +51,7 @@ type version struct {
 func TestDecide(t *testing.T) {
 	start := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
 	s := State{Model: "digits", From: "1", To: "2", Canary: 0.1, Shadow: 0.2, Window: time.Minute, Started: start, Status: Running}
-	good := version{fail: 0.01, met: 0.99, agree: 1, us: 100}
+	good := version{fail: 0.01, met: 0.99, agree: 1, us: 2000}
 	cases := []struct {
 		name   string
 		neu    version
@@ -62,10 +62,10 @@ func TestDecide(t *testing.T) {
 		reason string
 	}{
 		{"a good version is promoted at the end of its window", good, 50, Promote, 61 * time.Second, time.Minute, "clean window"},
-		{"a failing version is rolled back within the sample's time", version{fail: 1, met: 1, agree: 1, us: 100}, 50, RollBack, 10 * time.Second, 0, "failure rate"},
-		{"a slow version is rolled back", version{fail: 0.01, met: 0.99, agree: 1, us: 500}, 50, RollBack, 10 * time.Second, 0, "run time per job"},
-		{"a version missing deadlines is rolled back", version{fail: 0.01, met: 0.5, agree: 1, us: 100}, 50, RollBack, 10 * time.Second, 0, "deadlines met"},
-		{"a version answering differently is rolled back by the shadow", version{fail: 0.01, met: 0.99, agree: 0.5, us: 100}, 50, RollBack, 10 * time.Second, 0, "agree on"},
+		{"a failing version is rolled back within the sample's time", version{fail: 1, met: 1, agree: 1, us: 2000}, 50, RollBack, 10 * time.Second, 0, "failure rate"},
+		{"a slow version is rolled back", version{fail: 0.01, met: 0.99, agree: 1, us: 5000}, 50, RollBack, 10 * time.Second, 0, "run time per job"},
+		{"a version missing deadlines is rolled back", version{fail: 0.01, met: 0.5, agree: 1, us: 2000}, 50, RollBack, 10 * time.Second, 0, "deadlines met"},
+		{"a version answering differently is rolled back by the shadow", version{fail: 0.01, met: 0.99, agree: 0.5, us: 2000}, 50, RollBack, 10 * time.Second, 0, "agree on"},
 		{"a window too quiet for a sample holds", good, 1, Hold, time.Hour, time.Hour, ""},
 	}
 	for _, c := range cases {
@@ -94,6 +94,22 @@ func TestDecideEnded(t *testing.T) {
 	s := State{From: "1", To: "2", Status: Promoted, Counts: map[string]Counters{"2": {Jobs: 100, Failed: 100}}}
 	if v := Decide(s, time.Now(), Thresholds{}); v.Action != Hold {
 		t.Fatalf("ended rollout judged: %+v", v)
+	}
+}
+
+// A model that runs in microseconds is not rolled back for a ratio a busy
+// machine makes (TestRollouts saw 107µs against 22µs on a good version),
+// but a model slower by a millisecond and the ratio is.
+func TestSlowdownFloor(t *testing.T) {
+	start := time.Now()
+	s := State{From: "1", To: "2", Status: Running, Window: time.Minute, Started: start, Counts: map[string]Counters{
+		"1": {Jobs: 100, Met: 100, RunMicros: 100 * 22}, "2": {Jobs: 100, Met: 100, RunMicros: 100 * 107}}}
+	if v := Decide(s, start.Add(time.Minute), Thresholds{}); v.Action != Promote {
+		t.Fatalf("microseconds: %+v", v)
+	}
+	s.Counts["2"] = Counters{Jobs: 100, Met: 100, RunMicros: 100 * 1500}
+	if v := Decide(s, start.Add(time.Second), Thresholds{}); v.Action != RollBack {
+		t.Fatalf("a millisecond and more: %+v", v)
 	}
 }
 
