@@ -152,10 +152,15 @@ func TestVersion(t *testing.T) {
 	if !seen["1"] || !seen["2"] {
 		t.Fatalf("versions %v", seen)
 	}
-	for st, want := range map[Status]string{RolledBack: "1", Aborted: "1", Promoted: "3"} {
+	for st, want := range map[Status]string{RolledBack: "1", Aborted: "1", Promoted: "2"} {
 		s.Status = st
-		if v := s.Version("j_1", "3"); v != want {
+		if v := s.Version("j_1", "2"); v != want {
 			t.Errorf("%s: version %s, want %s", st, v, want)
+		}
+		// A version 3 installed after the verdict, without a rollout of
+		// its own, serves everyone, as any new version does.
+		if v := s.Version("j_1", "3"); v != "3" {
+			t.Errorf("%s, then version 3: version %s, want 3", st, v)
 		}
 	}
 	if v := (*State)(nil).Version("j_1", "3"); v != "3" {

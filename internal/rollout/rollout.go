@@ -123,9 +123,10 @@ func pick(salt, id string, share float64) bool {
 }
 
 // Version is the version a job runs on: during a rollout the canary share
-// on To and the rest on From; after a rollback or an abort From; after a
-// promotion, or with no rollout, current (the newest version loaded), so a
-// new version without a rollout is served to everyone at once, as before.
+// on To and the rest on From; after a rollback or an abort From, for as
+// long as To is the newest version (current); after a promotion, or with
+// no rollout, current, so a new version without a rollout is served to
+// everyone at once, as before.
 func (s *State) Version(jobID, current string) string {
 	if s == nil {
 		return current
@@ -137,7 +138,9 @@ func (s *State) Version(jobID, current string) string {
 		}
 		return s.From
 	case RolledBack, Aborted:
-		return s.From
+		if current == s.To {
+			return s.From
+		}
 	}
 	return current
 }

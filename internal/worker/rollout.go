@@ -96,11 +96,10 @@ func (l *modelLoop) readRollout(ctx context.Context) (*rollout.State, error) {
 			return nil, err
 		}
 	}
-	switch {
-	case st == nil || st.Status == rollout.Promoted:
-		w.cfg.Registry.Retain(l.model)
-	case st.Status == rollout.RolledBack || st.Status == rollout.Aborted:
-		w.cfg.Registry.Retain(l.model, st.From)
+	if st == nil || st.Status != rollout.Running {
+		// Keep loaded only the version that jobs still run on besides the
+		// newest (the old one after a rollback).
+		w.cfg.Registry.Retain(l.model, st.Version("", man.Version))
 	}
 	return st, nil
 }
@@ -115,7 +114,8 @@ type group struct {
 // the newest version ("") when no rollout runs.
 func (l *modelLoop) route(ctx context.Context, msgs []jetstream.Msg) []group {
 	st := l.rollout(ctx)
-	if st == nil || st.Status == rollout.Promoted {
+	current := l.w.cfg.Registry.Versions(l.model)
+	if st == nil || st.Status == rollout.Promoted || len(current) == 0 {
 		return []group{{msgs: msgs}}
 	}
 	var out []group
@@ -124,7 +124,7 @@ func (l *modelLoop) route(ctx context.Context, msgs []jetstream.Msg) []group {
 			ID string `json:"id"`
 		}
 		_ = json.Unmarshal(msg.Data(), &id) // an unreadable message is dropped by prepare
-		v := st.Version(id.ID, "")
+		v := st.Version(id.ID, current[0])
 		i := 0
 		for i < len(out) && out[i].version != v {
 			i++
