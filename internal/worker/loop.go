@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -246,6 +247,7 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg, version s
 		return abandon()
 	}
 	b.model, b.release = m, release
+	l.keepForRescue(ctx, m, items)
 	l.decode(m, items)
 	return b
 }
@@ -352,6 +354,7 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 		took = time.Since(start)
 		l.service.Observe(len(runnable), took)
 		w.m.observeBatch(l.model, len(runnable), took)
+		l.rescue(ctx, b.model, runnable)
 	}
 	if err := w.retry(ctx, "s3", func() error { return l.storeLarge(ctx, b.items) }); err != nil {
 		l.handBack(b.items)
@@ -450,7 +453,7 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 		if it.done {
 			continue
 		}
-		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: version, Result: it.out.Result}
+		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: cmp.Or(it.version, version), Result: it.out.Result}
 		if it.out.Err != nil {
 			to, u.Result = jobs.Failed, nil
 			var je *jobs.Error

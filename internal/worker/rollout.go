@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models"
 	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/rollout"
@@ -169,7 +170,7 @@ func (l *modelLoop) judged(ctx context.Context, m *models.Model, ran []*item, to
 	var shadow []*item
 	for _, it := range ran {
 		c.Jobs++
-		if it.out.Err != nil {
+		if it.out.Err != nil || it.rescued {
 			c.Failed++
 		} else {
 			c.RunMicros += took.Microseconds() / int64(len(ran))
@@ -177,7 +178,7 @@ func (l *modelLoop) judged(ctx context.Context, m *models.Model, ran []*item, to
 		if !now.After(it.job.Deadline) {
 			c.Met++
 		}
-		if it.sample != nil && st.Shadowed(it.job.ID) {
+		if it.sample != nil && !it.rescued && st.Shadowed(it.job.ID) {
 			shadow = append(shadow, it)
 		}
 	}
@@ -241,4 +242,57 @@ func newShadowCost(reg prometheus.Registerer) *shadowCost {
 func (c *shadowCost) observe(model string, n int, d time.Duration) {
 	c.jobs.WithLabelValues(model).Add(float64(n))
 	c.seconds.WithLabelValues(model).Add(d.Seconds())
+}
+
+// keepForRescue keeps the inputs of a batch on a running rollout's new
+// version (the canary share of one batch at most), so that rescue can
+// decode them for the old one.
+func (l *modelLoop) keepForRescue(ctx context.Context, m *models.Model, items []*item) {
+	st := l.rollout(ctx)
+	if st == nil || st.Status != rollout.Running || m.Manifest.Version != st.To {
+		return
+	}
+	for _, it := range items {
+		it.raw = it.input
+	}
+}
+
+// rescue runs again on the old version the jobs whose run failed on a
+// rollout's new version: the failure still counts against the new
+// version, but the job gets the answer the fleet gave before the rollout,
+// so a broken canary costs its jobs time, not their results. A job whose
+// input is at fault fails on the old version too, as it would have.
+func (l *modelLoop) rescue(ctx context.Context, m *models.Model, ran []*item) {
+	var failed []*item
+	for _, it := range ran {
+		var je *jobs.Error
+		if it.raw != nil && it.out.Err != nil && errors.As(it.out.Err, &je) && je.Code == "inference_failed" {
+			failed = append(failed, it)
+		}
+	}
+	st := l.rollout(ctx)
+	if len(failed) == 0 || st == nil || m.Manifest.Version != st.To {
+		return
+	}
+	old, release, err := l.w.cfg.Registry.AcquireVersion(l.model, st.From)
+	if err != nil {
+		l.w.log.Warn("cannot rescue canary failures on the old version", "model", l.model, "version", st.From, "err", err)
+		return
+	}
+	defer release()
+	for _, it := range failed {
+		it.input, it.raw, it.out, it.sample = it.raw, nil, models.Outcome{}, nil
+		it.rescued, it.version = true, st.From
+	}
+	l.decode(old, failed)
+	var runnable []*item
+	for _, it := range failed {
+		if it.out.Err == nil {
+			runnable = append(runnable, it)
+		}
+	}
+	if len(runnable) > 0 {
+		l.w.runSplit(old, runnable)
+	}
+	l.w.log.Info("canary failures answered by the old version", "model", l.model, "from", st.From, "to", st.To, "jobs", len(failed))
 }

@@ -201,6 +201,12 @@ type item struct {
 	// done is set once the job needs no more work in this batch (skipped,
 	// failed early, or finished); running once its record says running.
 	done, running bool
+	// raw keeps the input of a job on a rollout's new version, for a
+	// rescue on the old one; version is the version that answered, when
+	// not the batch's (rollout.go).
+	raw     []byte
+	version string
+	rescued bool
 }
 
 // transient marks an error of a backing service: the batch is held and
