@@ -455,14 +455,10 @@ func (c *cli) webhooks(ctx context.Context, fs *flag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
-	if *redisURL == "" {
-		return errors.New("the webhooks commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL")
-	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, err := fleetRedis(*redisURL, "webhooks")
 	if err != nil {
-		return fmt.Errorf("--redis-url: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	in := asynq.NewInspectorFromRedisClient(rdb)
 	if sub == "failed" {
@@ -556,4 +552,17 @@ func env(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// fleetRedis opens the fleet's Redis for the operator's commands (what
+// names them), which act on the fleet's state rather than through the API.
+func fleetRedis(url, what string) (*redis.Client, error) {
+	if url == "" {
+		return nil, fmt.Errorf("the %s commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL", what)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	return redis.NewClient(opt), nil
 }

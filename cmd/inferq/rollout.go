@@ -10,8 +10,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/inferq/inferq/internal/rollout"
 )
 
@@ -34,14 +32,10 @@ func (c *cli) rollout(ctx context.Context, fs *flag.FlagSet, args []string) erro
 	if err != nil {
 		return err
 	}
-	if *redisURL == "" {
-		return errors.New("the rollout commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL")
-	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, err := fleetRedis(*redisURL, "rollout")
 	if err != nil {
-		return fmt.Errorf("--redis-url: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	store := rollout.NewStore(rdb)
 	switch {

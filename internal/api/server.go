@@ -24,9 +24,9 @@ import (
 	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models/catalog"
-	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )

@@ -1,6 +1,7 @@
 package rollout
 
 import (
+	"cmp"
 	"fmt"
 	"time"
 )
@@ -63,28 +64,12 @@ var DefaultThresholds = Thresholds{MinJobs: 20, MaxFailRise: 0.05, MaxSlowdown: 
 
 func (t Thresholds) withDefaults() Thresholds {
 	d := DefaultThresholds
-	if t.MinJobs > 0 {
-		d.MinJobs = t.MinJobs
+	return Thresholds{
+		MinJobs: cmp.Or(max(t.MinJobs, 0), d.MinJobs), MaxFailRise: cmp.Or(t.MaxFailRise, d.MaxFailRise),
+		MaxSlowdown: cmp.Or(t.MaxSlowdown, d.MaxSlowdown), SlowdownFloor: cmp.Or(t.SlowdownFloor, d.SlowdownFloor),
+		MaxDeadlineDrop: cmp.Or(t.MaxDeadlineDrop, d.MaxDeadlineDrop), MinShadow: cmp.Or(t.MinShadow, d.MinShadow),
+		MinAgreement: cmp.Or(t.MinAgreement, d.MinAgreement),
 	}
-	if t.MaxFailRise > 0 {
-		d.MaxFailRise = t.MaxFailRise
-	}
-	if t.MaxSlowdown > 0 {
-		d.MaxSlowdown = t.MaxSlowdown
-	}
-	if t.SlowdownFloor > 0 {
-		d.SlowdownFloor = t.SlowdownFloor
-	}
-	if t.MaxDeadlineDrop > 0 {
-		d.MaxDeadlineDrop = t.MaxDeadlineDrop
-	}
-	if t.MinShadow > 0 {
-		d.MinShadow = t.MinShadow
-	}
-	if t.MinAgreement > 0 {
-		d.MinAgreement = t.MinAgreement
-	}
-	return d
 }
 
 // Action is what a judgement decides.
