@@ -425,9 +425,13 @@ func (c *cli) models(ctx context.Context, fs *flag.FlagSet, args []string) error
 		return json.NewEncoder(c.out).Encode(ms)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tVERSION\tMAX BATCH")
+	fmt.Fprintln(tw, "MODEL\tVERSION\tMAX BATCH\tROLLOUT")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", m.Name, m.Version, m.MaxBatch)
+		ro := ""
+		if r := m.Rollout; r != nil {
+			ro = fmt.Sprintf("%s -> %s %s (canary %.0f%%)", r.From, r.To, r.Status, 100*r.Canary)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Name, m.Version, m.MaxBatch, ro)
 	}
 	return tw.Flush()
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/rollout"
 )
 
@@ -56,7 +57,7 @@ func (c *cli) rollout(ctx context.Context, fs *flag.FlagSet, args []string) erro
 			return err
 		}
 		return c.printRollout(ctx, store, model)
-	case (sub == "promote" || sub == "abort") && len(pos) == 1:
+	case (sub == "promote" || sub == "abort") && len(pos) == 1 && catalog.ValidName(pos[0]):
 		status, reason := rollout.Promoted, "promoted by the operator"
 		if sub == "abort" {
 			status, reason = rollout.Aborted, "aborted by the operator"
