@@ -29,6 +29,8 @@ type modelLoop struct {
 	arrivals RateMeter
 	// idle counts the executors waiting for a batch.
 	idle atomic.Int32
+	// shadows feeds the shadow comparisons of a rollout (rollout.go).
+	shadows chan shadowWork
 }
 
 // defaultMaxWait caps a partial batch's wait when the manifest sets none.
@@ -64,6 +66,7 @@ type batch struct {
 // batch (fetching inputs from S3, decoding them) while up to Instances
 // batches run their inference.
 func (l *modelLoop) run(fetch, work context.Context) {
+	defer l.compareShadows(work)()
 	ready := make(chan *batch)
 	var wg sync.WaitGroup
 	for i := 0; i < l.w.cfg.Instances; i++ {

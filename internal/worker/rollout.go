@@ -152,10 +152,10 @@ func (l *modelLoop) acquire(version string) (*models.Model, func(), error) {
 	return l.w.cfg.Registry.Acquire(l.model)
 }
 
-// judged counts a finished batch for the running rollout and, for the
-// jobs in its shadow sample, runs them on the other version and compares
-// outputs. It runs after the batch's results are durable and acked, so a
-// shadow run never touches a job's result or its deadline.
+// judged counts a finished batch for the running rollout and hands the
+// jobs of its shadow sample to compareShadows. It runs after the batch's
+// results are durable and acked, so a shadow run never touches a job's
+// result or its deadline.
 func (l *modelLoop) judged(ctx context.Context, m *models.Model, ran []*item, took time.Duration) {
 	st := l.rollout(ctx)
 	if st == nil || st.Status != rollout.Running || len(ran) == 0 {
@@ -183,8 +183,18 @@ func (l *modelLoop) judged(ctx context.Context, m *models.Model, ran []*item, to
 		}
 	}
 	if len(shadow) > 0 {
-		c.Shadow, c.Agree = l.shadow(m, st.Other(version), shadow)
+		select {
+		case l.shadows <- shadowWork{version: version, other: st.Other(version), items: shadow}:
+		default:
+			// The comparisons are behind: this batch's sample is skipped
+			// rather than let them hold the model's batches or memory.
+			l.w.shadowCost.skipped.WithLabelValues(l.model).Add(float64(len(shadow)))
+		}
 	}
+	l.count(ctx, version, c)
+}
+
+func (l *modelLoop) count(ctx context.Context, version string, c rollout.Counters) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	if err := l.w.cfg.Rollouts.Count(ctx, l.model, version, c); err != nil {
@@ -192,8 +202,38 @@ func (l *modelLoop) judged(ctx context.Context, m *models.Model, ran []*item, to
 	}
 }
 
+// shadowWork is a batch's shadow sample: jobs that ran on version, whose
+// outputs are to be compared with version other's.
+type shadowWork struct {
+	version, other string
+	items          []*item
+}
+
+// shadowBacklog bounds the batches waiting for their shadow comparison.
+const shadowBacklog = 4
+
+// compareShadows starts the model's shadow comparisons, off the batches'
+// path: an executor hands a batch's sample over once its results are
+// durable and acked, and goes on with the next batch. It returns the stop
+// to call once no executor runs any more.
+func (l *modelLoop) compareShadows(ctx context.Context) (stop func()) {
+	l.shadows = make(chan shadowWork, shadowBacklog)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sw := range l.shadows {
+			if ctx.Err() != nil {
+				continue // stopping: drain without running
+			}
+			n, agree := l.shadow(sw.other, sw.items)
+			l.count(ctx, sw.version, rollout.Counters{Shadow: n, Agree: agree})
+		}
+	}()
+	return func() { close(l.shadows); <-done }
+}
+
 // shadow runs items on version other and counts how many outputs agree.
-func (l *modelLoop) shadow(m *models.Model, other string, items []*item) (n, agree int64) {
+func (l *modelLoop) shadow(other string, items []*item) (n, agree int64) {
 	start := time.Now()
 	o, release, err := l.w.cfg.Registry.AcquireVersion(l.model, other)
 	if err != nil {
@@ -226,6 +266,7 @@ func (l *modelLoop) shadow(m *models.Model, other string, items []*item) (n, agr
 type shadowCost struct {
 	jobs    *prometheus.CounterVec
 	seconds *prometheus.CounterVec
+	skipped *prometheus.CounterVec
 }
 
 func newShadowCost(reg prometheus.Registerer) *shadowCost {
@@ -235,7 +276,9 @@ func newShadowCost(reg prometheus.Registerer) *shadowCost {
 		seconds: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inferq_rollout_shadow_seconds_total",
 			Help: "Seconds spent running and comparing shadow jobs, by model; over the shadow jobs, the cost of one comparison."}, []string{"model"}),
 	}
-	reg.MustRegister(c.jobs, c.seconds)
+	c.skipped = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "inferq_rollout_shadow_skipped_total",
+		Help: "Jobs of a rollout's shadow sample not compared because the comparisons were behind, by model."}, []string{"model"})
+	reg.MustRegister(c.jobs, c.seconds, c.skipped)
 	return c
 }
 
