@@ -130,11 +130,17 @@ func TestRollouts(t *testing.T) {
 	ran := map[string][]*client.Job{}
 	for _, m := range models {
 		ran[m] = submitAll(t, ctx, c, m, inputs, "image/png")
-	}
-	// A scheduler killed mid-rollout: its successor judges from Redis.
-	f.Scheduler.Kill()
-	if _, err := f.StartScheduler(); err != nil {
-		t.Fatal(err)
+		if m != "good" {
+			continue
+		}
+		// A scheduler killed mid-rollout: its successor judges from Redis.
+		if _, r := rolloutOf(t, ctx, c, m); r == nil || r.Status != "running" {
+			t.Fatalf("good: rollout %+v before the scheduler is killed, want running", r)
+		}
+		f.Scheduler.Kill()
+		if _, err := f.StartScheduler(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want := map[string]rollout.Status{"good": rollout.Promoted, "failing": rollout.RolledBack, "permuted": rollout.RolledBack}
 	reasons := map[string]string{"good": "clean window", "failing": "failure rate", "permuted": "agree on"}
