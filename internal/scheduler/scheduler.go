@@ -121,7 +121,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		if !ok {
 			s.m.leader.Set(0)
-			sleep(ctx, coord.LeaseTTL/6)
+			sleep(ctx, kv.LeaseTTL/6)
 			continue
 		}
 		s.log.Info("leading", "id", s.id)
@@ -150,8 +150,8 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // keep renews the lease until ctx ends or the lease is lost; it cancels
 // lead when leadership can no longer be vouched for.
-func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, lost context.CancelFunc) {
-	t := time.NewTicker(coord.LeaseTTL / 4)
+func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, ttl time.Duration, lost context.CancelFunc) {
+	t := time.NewTicker(ttl / 4)
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -168,7 +168,7 @@ func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, lost context.C
 			s.log.Warn("lease lost to another scheduler")
 			lost()
 			return
-		case time.Since(last) > coord.LeaseTTL*2/3:
+		case time.Since(last) > ttl*2/3:
 			// Unable to renew for most of the TTL: another scheduler may
 			// take over any moment, so stop first.
 			s.log.Warn("cannot renew the lease, stepping down", "err", err)
@@ -187,7 +187,7 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.keep(ctx, lease, cancel)
+		s.keep(ctx, lease, kv.LeaseTTL, cancel)
 	}()
 	if s.cfg.OnLead != nil {
 		wg.Add(1)
