@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func TestNATSRunLeaderKilled(t *testing.T) {
 		Env: []string{"INFERQ_ACK_WAIT=5s"},
 	}, 3)
 	cl := f.back.NATSCluster
+	leaders := watchLeaders(t, f)
 	l := fleettest.StartLoad(t, f.Fleet, fleettest.LoadOptions{})
 	ctx := ctxT(t, 3*time.Minute)
 
@@ -64,6 +66,67 @@ func TestNATSRunLeaderKilled(t *testing.T) {
 	if now, err := cl.StreamLeader(ctx, queue.RunStream); err != nil || now == nil {
 		t.Fatalf("RUN has no leader after the restart: %v", err)
 	}
+	if most, now := leaders(); most > 1 || now != 1 {
+		t.Fatalf("schedulers leading: at most %d at once during the test, %d at its end; want never more than one, and one", most, now)
+	}
+}
+
+// watchLeaders samples the schedulers' inferq_scheduler_leader until the
+// test ends; the function it returns tells the most that led at once and
+// how many lead now. A deposed leader stops before its lease can expire
+// (a third of the TTL before), so sampling every 100 ms sees any overlap
+// that is not a bug only if the sampling itself stalls for seconds.
+func watchLeaders(t *testing.T, f *fleet) func() (most, now int) {
+	count := func() int {
+		n := 0
+		for _, s := range f.Schedulers {
+			if schedulerMetric(s.URL, "inferq_scheduler_leader") == "1" {
+				n++
+			}
+		}
+		return n
+	}
+	var mu sync.Mutex
+	most := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			n := count()
+			mu.Lock()
+			most = max(most, n)
+			mu.Unlock()
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return func() (int, int) {
+		now := count()
+		mu.Lock()
+		defer mu.Unlock()
+		return max(most, now), now
+	}
+}
+
+// schedulerMetric reads one unlabelled metric of the process at url ("" if
+// absent).
+func schedulerMetric(url, name string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
 }
 
 // dumpQueues logs where the jobs of a stalled cluster fleet sit: the
