@@ -353,6 +353,16 @@ func (l *Load) Settle(ctx context.Context) Counts {
 		c.Accepted++
 		want[id] = w
 		j, err := l.c.Wait(ctx, id)
+		if err != nil && ctx.Err() != nil {
+			// Once ctx has run out on one job, the others still get a
+			// look, so that the counts say how many ended, not which job
+			// happened to be waited for first.
+			gctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if j, err = l.c.Get(gctx, id, 0); err == nil && !j.Terminal() {
+				err = fmt.Errorf("still %s when the wait ran out", j.Status)
+			}
+			cancel()
+		}
 		if err != nil {
 			c.Lost++
 			c.problem("job %s: never ended: %v", id, err)
