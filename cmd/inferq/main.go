@@ -38,12 +38,12 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
-	"github.com/redis/go-redis/v9"
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/archive"
+	"github.com/inferq/inferq/internal/redisurl"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -453,11 +453,10 @@ func (c *cli) webhooks(ctx context.Context, fs *flag.FlagSet, args []string) err
 	if *redisURL == "" {
 		return errors.New("the webhooks commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL")
 	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, _, err := redisurl.Open(*redisURL)
 	if err != nil {
 		return fmt.Errorf("--redis-url: %w", err)
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	in := asynq.NewInspectorFromRedisClient(rdb)
 	if sub == "failed" {

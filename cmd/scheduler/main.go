@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/notify"
@@ -27,10 +25,6 @@ func main() { ops.Main("scheduler", run) }
 
 func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	tiers, err := loadTiers(cfg.TenantsFile)
-	if err != nil {
-		return err
-	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
@@ -58,14 +52,14 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := up.Serve(ctx, redisOpt); err != nil {
+		if err := up.Serve(ctx, b.Redis); err != nil {
 			log.Error("upkeep", "err", err)
 		}
 	}()
 	s, err := scheduler.New(scheduler.Config{
 		NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Tiers: tiers, Policy: cfg.Policy, JSReplicas: cfg.JSReplicas,
 		Metrics: srv.Registry,
-		OnLead:  func(ctx context.Context) { up.Schedule(ctx, redisOpt) },
+		OnLead:  func(ctx context.Context) { up.Schedule(ctx, b.Redis) },
 	})
 	if err != nil {
 		return err
