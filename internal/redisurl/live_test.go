@@ -109,10 +109,12 @@ func TestClusterURLFailsOver(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a redis cluster: skipped in -short mode")
 	}
+	t0 := time.Now()
 	c, err := fleettest.StartRedisCluster(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("cluster up in %s", time.Since(t0).Round(time.Millisecond))
 	t.Cleanup(c.Stop)
 	rdb, shape, err := redisurl.Open(c.URL())
 	if err != nil || shape != redisurl.Cluster {
@@ -130,6 +132,8 @@ func TestClusterURLFailsOver(t *testing.T) {
 		caughtUp(ctx, t, p.Addr)
 	}
 	ps[0].Kill()
+	t0 = time.Now()
 	writeAll(ctx, t, rdb, 200, "after")
 	readAll(ctx, t, rdb, 200, "after")
+	t.Logf("writes resumed within %s of the kill", time.Since(t0).Round(time.Millisecond))
 }

@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -40,6 +41,10 @@ const maxLen = 4096
 
 // maxNodes bounds the seed and sentinel lists.
 const maxNodes = 64
+
+// clusterReload is how often a cluster client reloads the slot map when
+// the URL does not say.
+const clusterReload = 2 * time.Second
 
 // Options is a parsed URL: exactly one of the three option sets is set,
 // the one Shape names.
@@ -93,6 +98,13 @@ func Parse(raw string) (*Options, error) {
 			if err := checkAddr(a); err != nil {
 				return nil, fmt.Errorf("redis cluster url: %w", err)
 			}
+		}
+		// go-redis reloads the slot map on a MOVED reply, but a killed
+		// primary answers nothing: until the next periodic reload (60 s by
+		// default) its slots stay pointed at the dead node, long after its
+		// replica took over. A reload is one CLUSTER SLOTS, cheap at 2 s.
+		if !u.Query().Has("cluster_state_reload_interval") {
+			c.ClusterStateReloadInterval = clusterReload
 		}
 		return &Options{Shape: Cluster, Cluster: c}, nil
 	}
