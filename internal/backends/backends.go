@@ -98,7 +98,9 @@ func connect(ctx context.Context, cfg config.Config, name string) (*Backends, er
 		rdb.Close()
 		return nil, err
 	}
-	return &Backends{NATS: nc, JS: js, Redis: rdb, Store: jobs.NewStore(rdb, cfg.ResultTTL), Blob: bs}, nil
+	store := jobs.NewStore(rdb, cfg.ResultTTL)
+	store.RequireReplicas(cfg.RedisMinReplicas)
+	return &Backends{NATS: nc, JS: js, Redis: rdb, Store: store, Blob: bs}, nil
 }
 
 // AddChecks registers /readyz checks for each backing service.

@@ -90,6 +90,15 @@ func StartSentinelSet(dir string) (_ *SentinelSet, err error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	pc := redis.NewClient(&redis.Options{Addr: s.Primary.Addr})
+	err = waitFor(30*time.Second, s.Primary.Proc, func() bool {
+		info, err := pc.Info(ctx, "replication").Result()
+		return err == nil && strings.Contains(info, "state=online")
+	})
+	pc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("replica did not come online: %w", err)
+	}
 	for _, sn := range s.Sentinels {
 		sc := redis.NewSentinelClient(&redis.Options{Addr: sn.Addr})
 		err := waitFor(30*time.Second, sn.Proc, func() bool {

@@ -39,7 +39,26 @@ func (e *TransitionError) Unwrap() error { return ErrIllegal }
 type Store struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
+	// minReplicas is how many replicas must hold a new record before
+	// CreateMany returns (0: the primary alone, as on a single node).
+	minReplicas int
 }
+
+// ErrNotReplicated means a write reached the primary but not the replicas
+// RequireReplicas asks for in time: a failover now could lose it, so the
+// caller must not promise the job (a submit answers 503).
+var ErrNotReplicated = errors.New("redis write not confirmed by enough replicas")
+
+// replicaWait bounds how long a write waits for its replicas: a replica
+// on loopback or in one zone confirms in well under a millisecond, one
+// that takes seconds is as good as down.
+const replicaWait = 2 * time.Second
+
+// RequireReplicas makes CreateMany return only once n replicas hold the
+// records (Redis WAIT on the connection that wrote them), because Redis
+// replicates asynchronously and a failover drops what the old primary had
+// not passed on. n = 0 (the default) skips the wait.
+func (s *Store) RequireReplicas(n int) { s.minReplicas = n }
 
 // NewStore returns a store on rdb; finished records expire after retention.
 func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
@@ -81,21 +100,59 @@ const createChunk = 2000
 func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 	for start := 0; start < len(js); start += createChunk {
 		chunk := js[start:min(start+createChunk, len(js))]
-		pipe := s.rdb.TxPipeline()
-		batches := map[string]int64{}
-		for _, j := range chunk {
-			pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
-			if j.BatchID != "" {
-				batches[j.BatchID]++
+		err := s.replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
+			batches := map[string]int64{}
+			for _, j := range chunk {
+				pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
+				if j.BatchID != "" {
+					batches[j.BatchID]++
+				}
 			}
-		}
-		pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
-		for b, n := range batches {
-			pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+			pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
+			for b, n := range batches {
+				pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("create %d jobs: %w", len(chunk), err)
 		}
+	}
+	return nil
+}
+
+// replicated runs fill's writes as one MULTI/EXEC and, when the store
+// requires replicas, waits until that many hold them. WAIT counts only the
+// writes of its own connection, so both run on one connection taken from
+// the pool (on a Cluster, from the primary that owns key).
+func (s *Store) replicated(ctx context.Context, key string, fill func(redis.Pipeliner) error) error {
+	if s.minReplicas == 0 {
+		_, err := s.rdb.TxPipelined(ctx, fill)
+		return err
+	}
+	var conn *redis.Conn
+	switch c := s.rdb.(type) {
+	case *redis.Client:
+		conn = c.Conn()
+	case *redis.ClusterClient:
+		m, err := c.MasterForKey(ctx, key)
+		if err != nil {
+			return fmt.Errorf("primary for %s: %w", key, err)
+		}
+		conn = m.Conn()
+	default:
+		return fmt.Errorf("waiting for replicas needs a single-node, Sentinel or Cluster client, not %T", s.rdb)
+	}
+	defer conn.Close()
+	if _, err := conn.TxPipelined(ctx, fill); err != nil {
+		return err
+	}
+	n, err := conn.Wait(ctx, s.minReplicas, replicaWait).Result()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+	if int(n) < s.minReplicas {
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.minReplicas, replicaWait)
 	}
 	return nil
 }
