@@ -100,7 +100,7 @@ const createChunk = 2000
 func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 	for start := 0; start < len(js); start += createChunk {
 		chunk := js[start:min(start+createChunk, len(js))]
-		err := s.replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
+		err := s.Replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
 			batches := map[string]int64{}
 			for _, j := range chunk {
 				pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
@@ -121,11 +121,13 @@ func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 	return nil
 }
 
-// replicated runs fill's writes as one MULTI/EXEC and, when the store
+// Replicated runs fill's writes as one MULTI/EXEC and, when the store
 // requires replicas, waits until that many hold them. WAIT counts only the
 // writes of its own connection, so both run on one connection taken from
-// the pool (on a Cluster, from the primary that owns key).
-func (s *Store) replicated(ctx context.Context, key string, fill func(redis.Pipeliner) error) error {
+// the pool (on a Cluster, from the primary that owns key); and since a
+// primary replicates in order, the wait also covers every write that
+// primary took before, from any connection.
+func (s *Store) Replicated(ctx context.Context, key string, fill func(redis.Pipeliner) error) error {
 	if s.minReplicas == 0 {
 		_, err := s.rdb.TxPipelined(ctx, fill)
 		return err
