@@ -32,7 +32,7 @@ func sentinelStore(t testing.TB) (*fleettest.SentinelSet, redis.UniversalClient)
 
 // A record that CreateMany returned for, with a replica required, outlives
 // the kill -9 of the primary right after: Sentinel promotes the replica,
-// which has it. Once no replica is left, CreateMany refuses (the producer
+// which has it. Once no replica is left, CreateMany and an end refuse (the producer
 // answers 503) instead of promising a job a failover could drop.
 func TestRequireReplicasSurvivesFailover(t *testing.T) {
 	set, rdb := sentinelStore(t)
@@ -70,6 +70,14 @@ func TestRequireReplicasSurvivesFailover(t *testing.T) {
 	}
 	if lost > 0 {
 		t.Fatalf("%d of %d acknowledged records lost in the failover", lost, len(js))
+	}
+	// An end waits for the replica too: none is left, so it is not
+	// promised (a worker does not ack), though the primary holds it.
+	if _, err := s.Transition(ctx, js[0].ID, js[0].Tenant, Scheduled, Update{}); err != nil {
+		t.Fatalf("a move that is not an end waits for no replica: %v", err)
+	}
+	if _, err := s.Transition(ctx, js[0].ID, js[0].Tenant, Canceled, Update{FinishedAt: time.Now()}); !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("end with no replica left: %v, want ErrNotReplicated", err)
 	}
 	j := &Job{ID: NewID(), Tenant: "acme", Tier: "premium", Model: "echo", CreatedAt: now, Deadline: now.Add(time.Minute), InputKey: "k"}
 	if err := s.Create(ctx, j); !errors.Is(err, ErrNotReplicated) {

@@ -54,8 +54,9 @@ var ErrNotReplicated = errors.New("redis write not confirmed by enough replicas"
 // that takes seconds is as good as down.
 const replicaWait = 2 * time.Second
 
-// RequireReplicas makes CreateMany return only once n replicas hold the
-// records (Redis WAIT on the connection that wrote them), because Redis
+// RequireReplicas makes CreateMany, and TransitionMany when it ends a job,
+// return only once n replicas hold the writes (Redis WAIT on the
+// connection that wrote them), because Redis
 // replicates asynchronously and a failover drops what the old primary had
 // not passed on. n = 0 (the default) skips the wait.
 func (s *Store) RequireReplicas(n int) { s.minReplicas = n }
@@ -122,39 +123,51 @@ func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 }
 
 // Replicated runs fill's writes as one MULTI/EXEC and, when the store
-// requires replicas, waits until that many hold them. WAIT counts only the
-// writes of its own connection, so both run on one connection taken from
-// the pool (on a Cluster, from the primary that owns key); and since a
-// primary replicates in order, the wait also covers every write that
-// primary took before, from any connection.
+// requires replicas, waits until that many hold them.
 func (s *Store) Replicated(ctx context.Context, key string, fill func(redis.Pipeliner) error) error {
-	if s.minReplicas == 0 {
-		_, err := s.rdb.TxPipelined(ctx, fill)
-		return err
-	}
+	return s.pipelined(ctx, key, true, s.minReplicas, fill)
+}
+
+// pipelined runs fill's commands in one round trip (a MULTI/EXEC when tx)
+// and then, when replicas > 0, waits until that many replicas hold them.
+// WAIT counts only the writes of its own connection, so both run on one
+// connection taken from the pool (on a Cluster, from the primary that owns
+// key); and since a primary replicates in order, the wait also covers
+// every write that primary took before, from any connection.
+func (s *Store) pipelined(ctx context.Context, key string, tx bool, replicas int, fill func(redis.Pipeliner) error) error {
+	var c redis.Cmdable = s.rdb
 	var conn *redis.Conn
-	switch c := s.rdb.(type) {
-	case *redis.Client:
-		conn = c.Conn()
-	case *redis.ClusterClient:
-		m, err := c.MasterForKey(ctx, key)
-		if err != nil {
-			return fmt.Errorf("primary for %s: %w", key, err)
+	if replicas > 0 {
+		switch rc := s.rdb.(type) {
+		case *redis.Client:
+			conn = rc.Conn()
+		case *redis.ClusterClient:
+			m, err := rc.MasterForKey(ctx, key)
+			if err != nil {
+				return fmt.Errorf("primary for %s: %w", key, err)
+			}
+			conn = m.Conn()
+		default:
+			return fmt.Errorf("waiting for replicas needs a single-node, Sentinel or Cluster client, not %T", s.rdb)
 		}
-		conn = m.Conn()
-	default:
-		return fmt.Errorf("waiting for replicas needs a single-node, Sentinel or Cluster client, not %T", s.rdb)
+		defer conn.Close()
+		c = conn
 	}
-	defer conn.Close()
-	if _, err := conn.TxPipelined(ctx, fill); err != nil {
+	var err error
+	if tx {
+		_, err = c.TxPipelined(ctx, fill)
+	} else {
+		_, err = c.Pipelined(ctx, fill)
+	}
+	if err != nil || conn == nil {
 		return err
 	}
-	n, err := conn.Wait(ctx, s.minReplicas, replicaWait).Result()
+	n, err := conn.Wait(ctx, replicas, replicaWait).Result()
 	if err != nil {
 		return fmt.Errorf("wait for replicas: %w", err)
 	}
-	if int(n) < s.minReplicas {
-		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, s.minReplicas, replicaWait)
+	if int(n) < replicas {
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, replicas, replicaWait)
 	}
 	return nil
 }
@@ -419,16 +432,38 @@ type Moved struct {
 // records a whole batch at once.
 func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 	out := make([]Moved, len(moves))
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(moves))
-		for i, m := range moves {
-			cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
+	if len(moves) == 0 {
+		return out
+	}
+	// An end is what a worker acks its message on: with replicas required
+	// it waits for them, so that a failover cannot take back a result whose
+	// message is gone. Other moves do not wait: their message is still
+	// unacked and gives the job out again if a failover rolls them back.
+	replicas := 0
+	for _, m := range moves {
+		if m.To.Terminal() {
+			replicas = s.minReplicas
 		}
-		_, err := pipe.Exec(ctx)
+	}
+	run := func() ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(moves))
+		err := s.pipelined(ctx, RecordKey(moves[0].ID), false, replicas, func(pipe redis.Pipeliner) error {
+			for i, m := range moves {
+				cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
+			}
+			return nil
+		})
 		return cmds, err
 	}
 	cmds, err := run()
+	if errors.Is(err, ErrNotReplicated) {
+		// Written on the primary but not promised: the caller must not
+		// ack; a redelivery finds the end recorded and acks then.
+		for i, m := range moves {
+			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, err)
+		}
+		return out
+	}
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted or flushed its scripts: load it and go again
 		// (nothing ran, so nothing runs twice).
