@@ -44,6 +44,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/archive"
+	"github.com/inferq/inferq/internal/redisurl"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -560,13 +561,13 @@ func env(k, def string) string {
 
 // fleetRedis opens the fleet's Redis for the operator's commands (what
 // names them), which act on the fleet's state rather than through the API.
-func fleetRedis(url, what string) (*redis.Client, error) {
+func fleetRedis(url, what string) (redis.UniversalClient, error) {
 	if url == "" {
 		return nil, fmt.Errorf("the %s commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL", what)
 	}
-	opt, err := redis.ParseURL(url)
+	rdb, _, err := redisurl.Open(url)
 	if err != nil {
 		return nil, fmt.Errorf("--redis-url: %w", err)
 	}
-	return redis.NewClient(opt), nil
+	return rdb, nil
 }

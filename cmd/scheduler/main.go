@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hibiken/asynq"
-
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/notify"
@@ -28,10 +26,6 @@ func main() { ops.Main("scheduler", run) }
 
 func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	tiers, err := loadTiers(cfg.TenantsFile)
-	if err != nil {
-		return err
-	}
-	redisOpt, err := asynq.ParseRedisURI(cfg.RedisURL)
 	if err != nil {
 		return err
 	}
@@ -59,7 +53,7 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		if err := up.Serve(ctx, redisOpt); err != nil {
+		if err := up.Serve(ctx, b.Redis); err != nil {
 			log.Error("upkeep", "err", err)
 		}
 	}()
@@ -74,7 +68,7 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 			defer lw.Wait()
 			lw.Add(1)
 			go func() { defer lw.Done(); judge.Run(ctx) }()
-			up.Schedule(ctx, redisOpt)
+			up.Schedule(ctx, b.Redis)
 		},
 	})
 	if err != nil {

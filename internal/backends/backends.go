@@ -22,13 +22,16 @@ import (
 	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/redisurl"
 )
 
 // Backends are one process's connections.
 type Backends struct {
-	NATS  *nats.Conn
-	JS    jetstream.JetStream
-	Redis *redis.Client
+	NATS *nats.Conn
+	JS   jetstream.JetStream
+	// Redis is the one client of the process, whatever the URL's shape
+	// (single node, Sentinel, Cluster; see internal/redisurl).
+	Redis redis.UniversalClient
 	Store *jobs.Store
 	Blob  *blob.Store
 }
@@ -58,14 +61,14 @@ func Connect(ctx context.Context, cfg config.Config, name string, wait time.Dura
 }
 
 func connect(ctx context.Context, cfg config.Config, name string) (*Backends, error) {
-	opt, err := redis.ParseURL(cfg.RedisURL)
+	opt, err := redisurl.Parse(cfg.RedisURL)
 	if err != nil {
 		return nil, fmt.Errorf("INFERQ_REDIS_URL: %w", err)
 	}
-	rdb := redis.NewClient(opt)
+	rdb := opt.Client()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		return nil, fmt.Errorf("redis at %s: %w", opt.Addr, err)
+		return nil, fmt.Errorf("%s: %w", opt.Describe(), err)
 	}
 	bs, err := blob.Open(blob.Config{
 		Endpoint: cfg.S3Endpoint, AccessKey: cfg.S3AccessKey, SecretKey: cfg.S3SecretKey,
@@ -95,7 +98,9 @@ func connect(ctx context.Context, cfg config.Config, name string) (*Backends, er
 		rdb.Close()
 		return nil, err
 	}
-	return &Backends{NATS: nc, JS: js, Redis: rdb, Store: jobs.NewStore(rdb, cfg.ResultTTL), Blob: bs}, nil
+	store := jobs.NewStore(rdb, cfg.ResultTTL)
+	store.RequireReplicas(cfg.RedisMinReplicas)
+	return &Backends{NATS: nc, JS: js, Redis: rdb, Store: store, Blob: bs}, nil
 }
 
 // AddChecks registers /readyz checks for each backing service.

@@ -14,23 +14,28 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/inferq/inferq/internal/redisurl"
 )
 
 // Config holds every setting of the fleet's processes; each process reads
 // the fields it needs.
 type Config struct {
-	NATSURL     string `yaml:"nats_url" env:"INFERQ_NATS_URL" flag:"nats-url" usage:"NATS server URL"`
-	RedisURL    string `yaml:"redis_url" env:"INFERQ_REDIS_URL" flag:"redis-url" usage:"Redis URL (redis://host:port/db)"`
-	S3Endpoint  string `yaml:"s3_endpoint" env:"INFERQ_S3_ENDPOINT" flag:"s3-endpoint" usage:"S3 endpoint, host:port or http(s)://host:port"`
-	S3AccessKey string `yaml:"s3_access_key" env:"INFERQ_S3_ACCESS_KEY" flag:"s3-access-key" usage:"S3 access key"`
-	S3SecretKey string `yaml:"s3_secret_key" env:"INFERQ_S3_SECRET_KEY" flag:"s3-secret-key" usage:"S3 secret key"`
-	S3Bucket    string `yaml:"s3_bucket" env:"INFERQ_S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket for inputs and outputs"`
-	S3Region    string `yaml:"s3_region" env:"INFERQ_S3_REGION" flag:"s3-region" usage:"S3 region"`
-	ORTLib      string `yaml:"ort_lib" env:"INFERQ_ORT_LIB" flag:"ort-lib" usage:"path of libonnxruntime.so"`
-	ModelsDir   string `yaml:"models_dir" env:"INFERQ_MODELS_DIR" flag:"models-dir" usage:"directory of models (<name>/<version>/manifest.yaml), or s3://bucket/prefix"`
-	ModelsCache string `yaml:"models_cache" env:"INFERQ_MODELS_CACHE" flag:"models-cache" usage:"local mirror of an s3:// models dir (default: the user cache dir)"`
-	HTTPAddr    string `yaml:"http_addr" env:"INFERQ_HTTP_ADDR" flag:"http-addr" usage:"address for the API (producer) and /healthz, /readyz, /metrics"`
-	TenantsFile string `yaml:"tenants_file" env:"INFERQ_TENANTS_FILE" flag:"tenants-file" usage:"tenants file (tiers, hashed API keys)"`
+	NATSURL  string `yaml:"nats_url" env:"INFERQ_NATS_URL" flag:"nats-url" usage:"NATS server URL"`
+	RedisURL string `yaml:"redis_url" env:"INFERQ_REDIS_URL" flag:"redis-url" usage:"Redis URL: redis://host:port/db, a Cluster redis://host:port?addr=host2:port&addr=..., or Sentinel redis-sentinel://s1:26379,s2:26379/MASTER/db"`
+	// RedisMinReplicas is how many Redis replicas must hold a job's record
+	// before the producer answers 202 (jobs.Store.RequireReplicas).
+	RedisMinReplicas int    `yaml:"redis_min_replicas" env:"INFERQ_REDIS_MIN_REPLICAS" flag:"redis-min-replicas" usage:"Redis replicas that must hold a new job's record before the 202 (0: the primary alone)"`
+	S3Endpoint       string `yaml:"s3_endpoint" env:"INFERQ_S3_ENDPOINT" flag:"s3-endpoint" usage:"S3 endpoint, host:port or http(s)://host:port"`
+	S3AccessKey      string `yaml:"s3_access_key" env:"INFERQ_S3_ACCESS_KEY" flag:"s3-access-key" usage:"S3 access key"`
+	S3SecretKey      string `yaml:"s3_secret_key" env:"INFERQ_S3_SECRET_KEY" flag:"s3-secret-key" usage:"S3 secret key"`
+	S3Bucket         string `yaml:"s3_bucket" env:"INFERQ_S3_BUCKET" flag:"s3-bucket" usage:"S3 bucket for inputs and outputs"`
+	S3Region         string `yaml:"s3_region" env:"INFERQ_S3_REGION" flag:"s3-region" usage:"S3 region"`
+	ORTLib           string `yaml:"ort_lib" env:"INFERQ_ORT_LIB" flag:"ort-lib" usage:"path of libonnxruntime.so"`
+	ModelsDir        string `yaml:"models_dir" env:"INFERQ_MODELS_DIR" flag:"models-dir" usage:"directory of models (<name>/<version>/manifest.yaml), or s3://bucket/prefix"`
+	ModelsCache      string `yaml:"models_cache" env:"INFERQ_MODELS_CACHE" flag:"models-cache" usage:"local mirror of an s3:// models dir (default: the user cache dir)"`
+	HTTPAddr         string `yaml:"http_addr" env:"INFERQ_HTTP_ADDR" flag:"http-addr" usage:"address for the API (producer) and /healthz, /readyz, /metrics"`
+	TenantsFile      string `yaml:"tenants_file" env:"INFERQ_TENANTS_FILE" flag:"tenants-file" usage:"tenants file (tiers, hashed API keys)"`
 	// WebhookAllowNets are CIDRs webhooks may reach although the SSRF guard
 	// would refuse them (e.g. 127.0.0.0/8 in tests).
 	WebhookAllowNets string `yaml:"webhook_allow_nets" env:"INFERQ_WEBHOOK_ALLOW_NETS" flag:"webhook-allow-nets" usage:"comma-separated CIDRs webhooks may reach despite the SSRF guard"`
@@ -230,6 +235,14 @@ func (c Config) Validate() error {
 	}
 	if c.InlineInputBytes < 0 {
 		errs = append(errs, errors.New("INFERQ_INLINE_INPUT_BYTES must not be negative"))
+	}
+	if c.RedisURL != "" {
+		if _, err := redisurl.Parse(c.RedisURL); err != nil {
+			errs = append(errs, fmt.Errorf("INFERQ_REDIS_URL: %w", err))
+		}
+	}
+	if c.RedisMinReplicas < 0 || c.RedisMinReplicas > 16 {
+		errs = append(errs, errors.New("INFERQ_REDIS_MIN_REPLICAS must be 0 to 16"))
 	}
 	if c.JSReplicas < 1 || c.JSReplicas > 5 {
 		errs = append(errs, errors.New("INFERQ_JS_REPLICAS must be 1 to 5"))

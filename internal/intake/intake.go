@@ -25,6 +25,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
@@ -185,7 +186,14 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 		return undo("queue", err)
 	}
 	if b != nil {
-		if err := rdb.HSet(ctx, jobs.BatchKey(b.ID), notify.FieldJobs, len(js)).Err(); err != nil {
+		// The last write of a batch's submit: with replicas required it
+		// waits for them, so the job list and counts written since the
+		// records (which CreateMany waited for) survive a failover too.
+		err := in.cfg.Store.Replicated(ctx, jobs.BatchKey(b.ID), func(pipe redis.Pipeliner) error {
+			pipe.HSet(ctx, jobs.BatchKey(b.ID), notify.FieldJobs, len(js))
+			return nil
+		})
+		if err != nil {
 			return undo("batch count", err)
 		}
 	}

@@ -39,7 +39,27 @@ func (e *TransitionError) Unwrap() error { return ErrIllegal }
 type Store struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
+	// minReplicas is how many replicas must hold a new record before
+	// CreateMany returns (0: the primary alone, as on a single node).
+	minReplicas int
 }
+
+// ErrNotReplicated means a write reached the primary but not the replicas
+// RequireReplicas asks for in time: a failover now could lose it, so the
+// caller must not promise the job (a submit answers 503).
+var ErrNotReplicated = errors.New("redis write not confirmed by enough replicas")
+
+// replicaWait bounds how long a write waits for its replicas: a replica
+// on loopback or in one zone confirms in well under a millisecond, one
+// that takes seconds is as good as down.
+const replicaWait = 2 * time.Second
+
+// RequireReplicas makes CreateMany, and TransitionMany when it ends a job,
+// return only once n replicas hold the writes (Redis WAIT on the
+// connection that wrote them), because Redis
+// replicates asynchronously and a failover drops what the old primary had
+// not passed on. n = 0 (the default) skips the wait.
+func (s *Store) RequireReplicas(n int) { s.minReplicas = n }
 
 // NewStore returns a store on rdb; finished records expire after retention.
 func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
@@ -81,21 +101,73 @@ const createChunk = 2000
 func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 	for start := 0; start < len(js); start += createChunk {
 		chunk := js[start:min(start+createChunk, len(js))]
-		pipe := s.rdb.TxPipeline()
-		batches := map[string]int64{}
-		for _, j := range chunk {
-			pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
-			if j.BatchID != "" {
-				batches[j.BatchID]++
+		err := s.Replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
+			batches := map[string]int64{}
+			for _, j := range chunk {
+				pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
+				if j.BatchID != "" {
+					batches[j.BatchID]++
+				}
 			}
-		}
-		pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
-		for b, n := range batches {
-			pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
+			pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
+			for b, n := range batches {
+				pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
+			}
+			return nil
+		})
+		if err != nil {
 			return fmt.Errorf("create %d jobs: %w", len(chunk), err)
 		}
+	}
+	return nil
+}
+
+// Replicated runs fill's writes as one MULTI/EXEC and, when the store
+// requires replicas, waits until that many hold them.
+func (s *Store) Replicated(ctx context.Context, key string, fill func(redis.Pipeliner) error) error {
+	return s.pipelined(ctx, key, true, s.minReplicas, fill)
+}
+
+// pipelined runs fill's commands in one round trip (a MULTI/EXEC when tx)
+// and then, when replicas > 0, waits until that many replicas hold them.
+// WAIT counts only the writes of its own connection, so both run on one
+// connection taken from the pool (on a Cluster, from the primary that owns
+// key); and since a primary replicates in order, the wait also covers
+// every write that primary took before, from any connection.
+func (s *Store) pipelined(ctx context.Context, key string, tx bool, replicas int, fill func(redis.Pipeliner) error) error {
+	var c redis.Cmdable = s.rdb
+	var conn *redis.Conn
+	if replicas > 0 {
+		switch rc := s.rdb.(type) {
+		case *redis.Client:
+			conn = rc.Conn()
+		case *redis.ClusterClient:
+			m, err := rc.MasterForKey(ctx, key)
+			if err != nil {
+				return fmt.Errorf("primary for %s: %w", key, err)
+			}
+			conn = m.Conn()
+		default:
+			return fmt.Errorf("waiting for replicas needs a single-node, Sentinel or Cluster client, not %T", s.rdb)
+		}
+		defer conn.Close()
+		c = conn
+	}
+	var err error
+	if tx {
+		_, err = c.TxPipelined(ctx, fill)
+	} else {
+		_, err = c.Pipelined(ctx, fill)
+	}
+	if err != nil || conn == nil {
+		return err
+	}
+	n, err := conn.Wait(ctx, replicas, replicaWait).Result()
+	if err != nil {
+		return fmt.Errorf("wait for replicas: %w", err)
+	}
+	if int(n) < replicas {
+		return fmt.Errorf("%w: %d of %d within %s", ErrNotReplicated, n, replicas, replicaWait)
 	}
 	return nil
 }
@@ -360,16 +432,38 @@ type Moved struct {
 // records a whole batch at once.
 func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 	out := make([]Moved, len(moves))
-	run := func() ([]*redis.Cmd, error) {
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(moves))
-		for i, m := range moves {
-			cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
+	if len(moves) == 0 {
+		return out
+	}
+	// An end is what a worker acks its message on: with replicas required
+	// it waits for them, so that a failover cannot take back a result whose
+	// message is gone. Other moves do not wait: their message is still
+	// unacked and gives the job out again if a failover rolls them back.
+	replicas := 0
+	for _, m := range moves {
+		if m.To.Terminal() {
+			replicas = s.minReplicas
 		}
-		_, err := pipe.Exec(ctx)
+	}
+	run := func() ([]*redis.Cmd, error) {
+		cmds := make([]*redis.Cmd, len(moves))
+		err := s.pipelined(ctx, RecordKey(moves[0].ID), false, replicas, func(pipe redis.Pipeliner) error {
+			for i, m := range moves {
+				cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
+			}
+			return nil
+		})
 		return cmds, err
 	}
 	cmds, err := run()
+	if errors.Is(err, ErrNotReplicated) {
+		// Written on the primary but not promised: the caller must not
+		// ack; a redelivery finds the end recorded and acks then.
+		for i, m := range moves {
+			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, err)
+		}
+		return out
+	}
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		// Redis restarted or flushed its scripts: load it and go again
 		// (nothing ran, so nothing runs twice).

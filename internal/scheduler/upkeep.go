@@ -393,8 +393,8 @@ func (u *Upkeep) Reap(ctx context.Context, now time.Time) (int, error) {
 
 // Serve runs the upkeep tasks' asynq server until ctx ends. Every
 // scheduler serves; only the leader enqueues (Schedule).
-func (u *Upkeep) Serve(ctx context.Context, redis asynq.RedisConnOpt) error {
-	srv := asynq.NewServer(redis, asynq.Config{
+func (u *Upkeep) Serve(ctx context.Context, rdb redis.UniversalClient) error {
+	srv := asynq.NewServerFromRedisClient(rdb, asynq.Config{
 		Concurrency: 1, Queues: map[string]int{upkeepQueue: 1}, Logger: quietLogger{u.Log},
 	})
 	mux := asynq.NewServeMux()
@@ -429,8 +429,8 @@ func (u *Upkeep) Serve(ctx context.Context, redis asynq.RedisConnOpt) error {
 
 // Schedule enqueues the upkeep tasks periodically until ctx ends; the
 // leading scheduler runs it.
-func (u *Upkeep) Schedule(ctx context.Context, redis asynq.RedisConnOpt) {
-	s := asynq.NewScheduler(redis, &asynq.SchedulerOpts{Logger: quietLogger{u.Log}})
+func (u *Upkeep) Schedule(ctx context.Context, rdb redis.UniversalClient) {
+	s := asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{Logger: quietLogger{u.Log}})
 	for _, t := range []string{TaskExpire, TaskReap, TaskReconcile} {
 		// Unique: a leader change inside one period enqueues it once.
 		if _, err := s.Register(upkeepEvery, asynq.NewTask(t, nil), asynq.Queue(upkeepQueue), asynq.Unique(25*time.Second)); err != nil {
