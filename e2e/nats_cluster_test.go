@@ -168,3 +168,39 @@ func dumpQueues(t *testing.T, f *fleet) {
 		}
 	}
 }
+
+// TestRunConsumerDeletedUnderWorker: a model's run consumer deleted while
+// workers pull from it (what a meta-leader election on a NATS cluster can
+// leave behind, as it did to the scheduler's consumer) is recreated, and
+// jobs of the model still run.
+func TestRunConsumerDeletedUnderWorker(t *testing.T) {
+	f := startFleet(t, fleettest.Options{})
+	c := f.client("acme")
+	ctx := ctxT(t, 2*time.Minute)
+	first, err := c.SubmitBytes(ctx, "echo", []byte("before"), "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(f.back.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteConsumer(ctx, queue.RunStream, queue.RunConsumer("echo")); err != nil {
+		t.Fatal(err)
+	}
+	in := []byte("after the consumer was deleted")
+	j, err := c.SubmitBytes(ctx, "echo", in, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.Wait(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEcho(t, done, in)
+}
