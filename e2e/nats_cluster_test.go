@@ -112,21 +112,27 @@ func watchLeaders(t *testing.T, f *fleet) func() (most, now int) {
 // schedulerMetric reads one unlabelled metric of the process at url ("" if
 // absent).
 func schedulerMetric(url, name string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range metricLines(url) {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// metricLines reads the /metrics of the process at url (nil when it does
+// not answer).
+func metricLines(url string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Split(string(b), "\n")
 }
 
 // dumpQueues logs where the jobs of a stalled cluster fleet sit: the
@@ -155,13 +161,7 @@ func dumpQueues(t *testing.T, f *fleet) {
 		t.Logf("consumer %s/%s: pending %d ack-pending %d waiting %d redelivered %d leader %+v", sc[0], sc[1], ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Cluster)
 	}
 	for _, s := range f.Schedulers {
-		resp, err := http.Get(s.URL + "/metrics")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, line := range strings.Split(string(b), "\n") {
+		for _, line := range metricLines(s.URL) {
 			if strings.HasPrefix(line, "inferq_scheduler_leader") || strings.HasPrefix(line, "inferq_queue_depth_jobs") || strings.HasPrefix(line, "inferq_worker_slots") || strings.HasPrefix(line, "inferq_scheduler_dispatched_total") {
 				t.Logf("%s: %s", s.Name, line)
 			}
