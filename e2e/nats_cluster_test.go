@@ -112,21 +112,27 @@ func watchLeaders(t *testing.T, f *fleet) func() (most, now int) {
 // schedulerMetric reads one unlabelled metric of the process at url ("" if
 // absent).
 func schedulerMetric(url, name string) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return ""
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
+	for _, line := range metricLines(url) {
 		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			return strings.TrimSpace(v)
 		}
 	}
 	return ""
+}
+
+// metricLines reads the /metrics of the process at url (nil when it does
+// not answer).
+func metricLines(url string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", url+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return strings.Split(string(b), "\n")
 }
 
 // dumpQueues logs where the jobs of a stalled cluster fleet sit: the
@@ -155,16 +161,46 @@ func dumpQueues(t *testing.T, f *fleet) {
 		t.Logf("consumer %s/%s: pending %d ack-pending %d waiting %d redelivered %d leader %+v", sc[0], sc[1], ci.NumPending, ci.NumAckPending, ci.NumWaiting, ci.NumRedelivered, ci.Cluster)
 	}
 	for _, s := range f.Schedulers {
-		resp, err := http.Get(s.URL + "/metrics")
-		if err != nil {
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		for _, line := range strings.Split(string(b), "\n") {
+		for _, line := range metricLines(s.URL) {
 			if strings.HasPrefix(line, "inferq_scheduler_leader") || strings.HasPrefix(line, "inferq_queue_depth_jobs") || strings.HasPrefix(line, "inferq_worker_slots") || strings.HasPrefix(line, "inferq_scheduler_dispatched_total") {
 				t.Logf("%s: %s", s.Name, line)
 			}
 		}
 	}
+}
+
+// TestRunConsumerDeletedUnderWorker: a model's run consumer deleted while
+// workers pull from it (what a meta-leader election on a NATS cluster can
+// leave behind, as it did to the scheduler's consumer) is recreated, and
+// jobs of the model still run.
+func TestRunConsumerDeletedUnderWorker(t *testing.T) {
+	f := startFleet(t, fleettest.Options{})
+	c := f.client("acme")
+	ctx := ctxT(t, 2*time.Minute)
+	first, err := c.SubmitBytes(ctx, "echo", []byte("before"), "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Wait(ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(f.back.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := js.DeleteConsumer(ctx, queue.RunStream, queue.RunConsumer("echo")); err != nil {
+		t.Fatal(err)
+	}
+	in := []byte("after the consumer was deleted")
+	j, err := c.SubmitBytes(ctx, "echo", in, "application/octet-stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, err := c.Wait(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEcho(t, done, in)
 }

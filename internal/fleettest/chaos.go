@@ -17,7 +17,6 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/inferq/inferq/client"
-	"github.com/inferq/inferq/internal/queue"
 )
 
 // LoadOptions shape the steady load of a chaos test. The fault itself is
@@ -127,9 +126,12 @@ func StartLoad(t testing.TB, f *Fleet, opts LoadOptions) *Load {
 	}
 	l.nc = nc
 	t.Cleanup(nc.Close)
+	// The subjects of queue.EventSubject, whose package fleettest may not
+	// import (jobs' tests import fleettest); an event has the id and status
+	// of a job.
 	if _, err := nc.Subscribe("jobs.events.>", func(m *nats.Msg) {
-		var ev queue.Event
-		if json.Unmarshal(m.Data, &ev) == nil && ev.Status.Terminal() {
+		var ev client.Job
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Terminal() {
 			l.mu.Lock()
 			l.endEvents[ev.ID]++
 			l.mu.Unlock()

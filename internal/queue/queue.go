@@ -44,7 +44,11 @@ func EventSubject(tenant, id string) string { return "jobs.events." + tenant + "
 
 // Connect dials NATS with the options every process wants: endless
 // reconnects, and no reconnect buffer, so that a publish while NATS is down
-// fails at once (the producer must answer 503, not hold the client).
+// fails at once (the producer must answer 503, not hold the client). url
+// may list every node of a cluster, comma-separated: the first connect
+// tries each, and a reconnect goes to any node that is up (those the
+// cluster announces too), every 250 ms, so that losing one node costs a
+// client well under a second (TestNATSRunLeaderKilled).
 func Connect(url, name string) (*nats.Conn, error) {
 	nc, err := nats.Connect(url,
 		nats.Name(name),

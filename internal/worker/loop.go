@@ -31,6 +31,36 @@ type modelLoop struct {
 	idle atomic.Int32
 	// shadows feeds the shadow comparisons of a rollout (rollout.go).
 	shadows chan shadowWork
+	// checked is when the loop last made sure its consumer exists.
+	checked time.Time
+}
+
+// consumerCheckEvery spaces the checks that a loop's consumer exists:
+// each is one JetStream API request per idle model and worker.
+const consumerCheckEvery = 10 * time.Second
+
+// ensureConsumer recreates the model's run consumer when it is gone: on a
+// NATS cluster a meta-leader election can leave a consumer deleted, and a
+// fetch from a deleted consumer only ever gets nothing
+// (TestRunConsumerDeletedUnderWorker). Called after a fetch that brought
+// nothing or failed; it asks at most every consumerCheckEvery, briefly.
+func (l *modelLoop) ensureConsumer(ctx context.Context) {
+	if time.Since(l.checked) < consumerCheckEvery || ctx.Err() != nil {
+		return
+	}
+	l.checked = time.Now()
+	ictx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if _, err := l.cons.Info(ictx); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return
+	}
+	cons, err := queue.EnsureRunConsumer(ictx, l.w.cfg.JS, l.model, l.w.cfg.AckWait, l.w.cfg.MaxDeliver)
+	if err != nil {
+		l.w.log.Warn("recreate run consumer", "model", l.model, "err", err)
+		return
+	}
+	l.w.log.Warn("run consumer vanished, recreated it", "model", l.model)
+	l.cons = cons
 }
 
 // defaultMaxWait caps a partial batch's wait when the manifest sets none.
@@ -87,6 +117,9 @@ func (l *modelLoop) run(fetch, work context.Context) {
 	}()
 	for fetch.Err() == nil {
 		msgs, err := l.take(fetch)
+		if err != nil || len(msgs) == 0 {
+			l.ensureConsumer(fetch)
+		}
 		if err != nil {
 			l.w.cfg.Ops.SetNote("nats", err.Error())
 			l.w.log.Warn("fetch jobs", "model", l.model, "err", err)
