@@ -1,0 +1,154 @@
+package documents
+
+import (
+	"context"
+	"errors"
+	"image"
+	"strings"
+	"testing"
+
+	"github.com/inferq/inferq/internal/pages"
+)
+
+// one Opener for the package's tests: pdfium's module compiles once.
+var opener = NewOpener(Limits{MaxPages: 8})
+
+func page(t *testing.T, lines []string) image.Image {
+	t.Helper()
+	img, err := pages.Render(pages.Regular, 28, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+func codeOf(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return ""
+}
+
+func TestMixedPDFTextLayerAndScan(t *testing.T) {
+	ctx := context.Background()
+	text := []string{"Invoice 2041 total 318.50 EUR", "Ship to: 42 Elm Street (rear)"}
+	data := pages.PDF([]pages.PDFPage{{Text: text}, {Image: page(t, pages.Lines[1])}})
+	if Sniff(data) != PDF {
+		t.Fatal("a PDF not sniffed as one")
+	}
+	d, err := opener.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Pages() != 2 {
+		t.Fatalf("pages %d, want 2", d.Pages())
+	}
+	p1, err := d.Page(ctx, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p1.Source != SourceText || p1.Text != strings.Join(text, "\n") || p1.Image != nil {
+		t.Fatalf("page 1: source %q text %q", p1.Source, p1.Text)
+	}
+	p2, err := d.Page(ctx, 2, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p2.Source != SourceOCR || p2.Image == nil {
+		t.Fatalf("page 2: source %q, no image", p2.Source)
+	}
+	if w := p2.Image.Bounds().Dx(); w < 595*DefaultDPI/72 || w > 595*DefaultDPI/72+1 {
+		t.Fatalf("page 2 rendered %d pixels wide, want an A4 page at %d dpi", w, DefaultDPI)
+	}
+	forced, err := d.Page(ctx, 1, true)
+	if err != nil || forced.Source != SourceOCR || forced.Image == nil {
+		t.Fatalf("forced OCR of a text page: %+v, %v", forced.Source, err)
+	}
+}
+
+func TestTIFFPages(t *testing.T) {
+	data := pages.TIFF([]image.Image{page(t, pages.Lines[0]), page(t, pages.Lines[1][:2]), page(t, []string{"x"})})
+	if Sniff(data) != TIFF {
+		t.Fatal("a TIFF not sniffed as one")
+	}
+	d, err := opener.Open(context.Background(), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Pages() != 3 {
+		t.Fatalf("pages %d, want 3", d.Pages())
+	}
+	var heights []int
+	for n := 1; n <= 3; n++ {
+		p, err := d.Page(context.Background(), n, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		heights = append(heights, p.Image.Bounds().Dy())
+	}
+	if !(heights[0] > heights[1] && heights[1] > heights[2]) {
+		t.Fatalf("pages decoded out of order or the same page thrice: heights %v", heights)
+	}
+}
+
+func TestHostileDocuments(t *testing.T) {
+	ctx := context.Background()
+	text := pages.PDFPage{Text: []string{"x"}}
+	many := make([]pages.PDFPage, 9)
+	for i := range many {
+		many[i] = text
+	}
+	manyTIFF := make([]image.Image, 9)
+	for i := range manyTIFF {
+		manyTIFF[i] = image.NewGray(image.Rect(0, 0, 2, 2))
+	}
+	good := pages.PDF([]pages.PDFPage{text})
+	loop := pages.TIFF([]image.Image{image.NewGray(image.Rect(0, 0, 2, 2))})
+	copy(loop[len(loop)-4:], loop[4:8]) // the IFD's next points back at itself
+	for _, c := range []struct {
+		name string
+		data []byte
+		code string
+		page int // 0: fails at Open
+	}{
+		{"too many PDF pages", pages.PDF(many), CodeTooManyPages, 0},
+		{"too many TIFF pages", pages.TIFF(manyTIFF), CodeTooManyPages, 0},
+		{"encrypted", encrypted(good), CodeEncrypted, 0},
+		{"corrupt", []byte("%PDF-1.4\n\x00\x01garbage, no objects, no xref"), CodeUndecodable, 0},
+		{"truncated TIFF", []byte("II*\x00\x00\x01\x00\x00"), CodeUndecodable, 0},
+		{"TIFF IFD loop", loop, CodeUndecodable, 0},
+		{"huge page box", pages.PDF([]pages.PDFPage{{Image: image.NewGray(image.Rect(0, 0, 8, 8)), WPt: 14400, HPt: 14400}}), CodePageTooLarge, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d, err := opener.Open(ctx, c.data)
+			if c.page > 0 && err == nil {
+				defer d.Close()
+				_, err = d.Page(ctx, c.page, false)
+			} else if err == nil {
+				d.Close()
+			}
+			if codeOf(err) != c.code {
+				t.Fatalf("error %v, want code %s", err, c.code)
+			}
+		})
+	}
+	// The engine still serves after all of that.
+	d, err := opener.Open(ctx, good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Close()
+}
+
+// encrypted adds a standard-security /Encrypt dictionary whose user
+// password is not empty, as a password-protected PDF has.
+func encrypted(pdf []byte) []byte {
+	s := string(pdf)
+	enc := "999 0 obj\n<< /Filter /Standard /V 1 /R 2 /P -4 /O <" + strings.Repeat("7a", 32) + "> /U <" + strings.Repeat("3c", 32) + "> >>\nendobj\n"
+	i := strings.Index(s, "xref\n")
+	s = s[:i] + enc + s[i:]
+	s = strings.Replace(s, "trailer\n<<", "trailer\n<< /Encrypt 999 0 R /ID [<"+strings.Repeat("11", 16)+"> <"+strings.Repeat("11", 16)+">]", 1)
+	return []byte(s)
+}
