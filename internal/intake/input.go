@@ -234,6 +234,10 @@ func SniffType(declared string, head []byte, name string) string {
 	if ct != "" && ct != "application/octet-stream" {
 		return ct
 	}
+	// The standard sniffer knows no TIFF, which documents arrive as.
+	if bytes.HasPrefix(head, []byte("II*\x00")) || bytes.HasPrefix(head, []byte("MM\x00*")) {
+		return "image/tiff"
+	}
 	ct, _, _ = mime.ParseMediaType(http.DetectContentType(head))
 	if ct == "application/octet-stream" || ct == "text/plain" {
 		if ext := path.Ext(name); ext != "" {

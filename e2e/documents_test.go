@@ -1,0 +1,135 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inferq/inferq/client"
+	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/pages"
+)
+
+type docResult struct {
+	Pages       int    `json:"pages"`
+	Text        string `json:"text"`
+	PageResults []struct {
+		Page   int    `json:"page"`
+		Source string `json:"source"`
+		Text   string `json:"text"`
+		Lines  []struct {
+			Text string `json:"text"`
+		} `json:"lines"`
+	} `json:"page_results"`
+}
+
+// TestDocumentsThroughAPI: scanned and digital PDFs and a multi-page TIFF
+// read page by page through the whole HTTP path, and hostile documents
+// each failing with their own code while the worker keeps serving.
+func TestDocumentsThroughAPI(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_MAX_PAGES=20"}})
+	ctx := ctxT(t, 5*time.Minute)
+	c := f.client("globex")
+
+	// Scanned pages: text rendered at 28 px embedded at 150 dpi (about
+	// 13 pt), read back at the default 150 dpi.
+	texts := [][]string{pages.Lines[0], pages.Lines[1], pages.Lines[0][:2]}
+	var imgs []image.Image
+	var scanned []pages.PDFPage
+	for _, tx := range texts {
+		img, err := pages.Render(pages.Regular, 28, tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
+		scanned = append(scanned, pages.PDFPage{Image: img})
+	}
+	digital := []string{"Quarterly report 2026", "Revenue rose 12% to 4.2 million (EUR)."}
+	many := make([]pages.PDFPage, 21)
+	for i := range many {
+		many[i] = pages.PDFPage{Text: []string{"p"}}
+	}
+	goodPDF := pages.PDF([]pages.PDFPage{{Text: digital}})
+	encrypted := strings.Replace(string(goodPDF), "trailer\n<<", "trailer\n<< /Encrypt << /Filter /Standard /V 1 /R 2 /P -4 /O <"+strings.Repeat("7a", 32)+"> /U <"+strings.Repeat("3c", 32)+"> >> /ID [<"+strings.Repeat("11", 16)+"> <"+strings.Repeat("11", 16)+">]", 1)
+
+	inputs := [][]byte{
+		pages.PDF(scanned),
+		pages.TIFF(imgs),
+		goodPDF,
+		pages.PDF([]pages.PDFPage{{Text: digital}, scanned[1]}),
+		pages.PDF(many),
+		[]byte(encrypted),
+		[]byte("%PDF-1.7\nnot really a PDF at all"),
+	}
+	jobs := submitAll(t, ctx, c, "ocr", inputs, "")
+
+	cer := func(name string, r docResult, want [][]string) {
+		t.Helper()
+		var edits, chars int
+		for i, pr := range r.PageResults {
+			var got []string
+			for _, l := range pr.Lines {
+				got = append(got, l.Text)
+			}
+			e, n := pages.Errors(got, want[i])
+			edits, chars = edits+e, chars+n
+		}
+		rate := float64(edits) / float64(chars)
+		t.Logf("%s: %d edits in %d characters: CER %.2f%%", name, edits, chars, 100*rate)
+		if rate > 0.02 {
+			t.Errorf("%s: CER %.2f%%, want at most 2%%", name, 100*rate)
+		}
+	}
+	read := func(i int, pagesWant int, sources ...string) docResult {
+		t.Helper()
+		j := jobs[i]
+		if j.Status != "succeeded" {
+			t.Fatalf("document %d: %s %+v", i, j.Status, j.Error)
+		}
+		var r docResult
+		if err := json.Unmarshal(j.Result, &r); err != nil {
+			t.Fatalf("document %d: %v in %.300s", i, err, j.Result)
+		}
+		if r.Pages != pagesWant || len(r.PageResults) != pagesWant {
+			t.Fatalf("document %d: %d pages, %d page results, want %d", i, r.Pages, len(r.PageResults), pagesWant)
+		}
+		var joined []string
+		for k, pr := range r.PageResults {
+			if pr.Page != k+1 || pr.Source != sources[k] {
+				t.Errorf("document %d page result %d: page %d source %q, want page %d source %q", i, k, pr.Page, pr.Source, k+1, sources[k])
+			}
+			joined = append(joined, pr.Text)
+		}
+		if r.Text != strings.Join(joined, "\f") {
+			t.Errorf("document %d: text %q is not its pages' joined by form feeds", i, r.Text)
+		}
+		return r
+	}
+	cer("scanned PDF", read(0, 3, "ocr", "ocr", "ocr"), texts)
+	cer("TIFF", read(1, 3, "ocr", "ocr", "ocr"), texts)
+	if r := read(2, 1, "text"); r.Text != strings.Join(digital, "\n") {
+		t.Errorf("digital PDF: text %q, want exactly %q", r.Text, strings.Join(digital, "\n"))
+	}
+	mixed := read(3, 2, "text", "ocr")
+	if mixed.PageResults[0].Text != strings.Join(digital, "\n") {
+		t.Errorf("mixed PDF page 1: %q", mixed.PageResults[0].Text)
+	}
+	cer("mixed PDF scanned page", docResult{PageResults: mixed.PageResults[1:]}, texts[1:2])
+	for i, code := range map[int]string{4: "too_many_pages", 5: "encrypted_document", 6: "undecodable_input"} {
+		if j := jobs[i]; j.Status != "failed" || j.Error == nil || j.Error.Code != code {
+			t.Errorf("document %d: %s %+v, want failed with %s", i, j.Status, j.Error, code)
+		}
+	}
+
+	// The worker still serves after the hostile ones.
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(goodPDF), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = c.Wait(ctx, j.ID); err != nil || j.Status != "succeeded" {
+		t.Fatalf("a document after the hostile ones: %v %+v", err, j)
+	}
+}
