@@ -68,6 +68,39 @@ func TestMixedPDFTextLayerAndScan(t *testing.T) {
 	}
 }
 
+// TestRenderOddWidth: pdfium pads each row of pixels; a page whose width
+// is not a multiple of 4 must come back with every row whole.
+func TestRenderOddWidth(t *testing.T) {
+	ctx := context.Background()
+	img := image.NewGray(image.Rect(0, 0, 100, 100))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i % 251)
+	}
+	data := pages.PDF([]pages.PDFPage{{Image: img, DPI: 72, WPt: 595, HPt: 842}})
+	o := NewOpener(Limits{DPI: 72})
+	d, err := o.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	p, err := d.Page(ctx, 1, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := p.Image.(*image.Gray)
+	if g.Rect.Dx() != 595 || g.Stride != 595 || len(g.Pix) != 595*g.Rect.Dy() {
+		t.Fatalf("rendered %v stride %d with %d pixels", g.Rect, g.Stride, len(g.Pix))
+	}
+	// The image sits at the top left: its pixels come back as drawn.
+	for y := 10; y < 90; y += 17 {
+		for x := 10; x < 90; x += 13 {
+			if got, want := int(g.GrayAt(x, y).Y), int(img.GrayAt(x, y).Y); got-want > 2 || want-got > 2 {
+				t.Fatalf("pixel (%d,%d) = %d, want %d", x, y, got, want)
+			}
+		}
+	}
+}
+
 func TestTIFFPages(t *testing.T) {
 	data := pages.TIFF([]image.Image{page(t, pages.Lines[0]), page(t, pages.Lines[1][:2]), page(t, []string{"x"})})
 	if Sniff(data) != TIFF {

@@ -201,9 +201,12 @@ func (d *pdfDoc) Page(ctx context.Context, n int, forceOCR bool) (Page, error) {
 		if !ok {
 			return errorf(CodeUndecodable, n, "pdfium rendered no image")
 		}
+		// pdfium pads rows to 4 bytes: copy row by row into a tight image.
 		cp := image.NewGray(g.Rect)
-		copy(cp.Pix, g.Pix)
-		cp.Stride = g.Stride
+		w := g.Rect.Dx()
+		for y := 0; y < g.Rect.Dy(); y++ {
+			copy(cp.Pix[y*cp.Stride:y*cp.Stride+w], g.Pix[y*g.Stride:y*g.Stride+w])
+		}
 		p.Source, p.Image = SourceOCR, cp
 		return nil
 	})

@@ -24,6 +24,7 @@ var docOpener = sync.OnceValue(func() *documents.Opener {
 type documentSample struct {
 	data     []byte
 	forceOCR bool
+	docs     *documents.Opener
 }
 
 // prepareDocument checks a document at once (encrypted, corrupt, over the
@@ -31,20 +32,21 @@ type documentSample struct {
 // "application/pdf; ocr=force" reads every page through OCR, text layer
 // or not.
 func prepareDocument(in Input) (Sample, error) {
-	d, err := docOpener().Open(context.Background(), in.Data)
+	docs := docOpener()
+	d, err := docs.Open(context.Background(), in.Data)
 	if err != nil {
 		return nil, documentError(err)
 	}
 	_ = d.Close()
 	_, params, _ := mime.ParseMediaType(in.ContentType)
-	return &documentSample{data: in.Data, forceOCR: params["ocr"] == "force"}, nil
+	return &documentSample{data: in.Data, forceOCR: params["ocr"] == "force", docs: docs}, nil
 }
 
 // readDocument reads a document's pages in order on this batch's
 // sessions: text-layer pages without a model, the rest through OCR.
 func (p *ocrPipeline) readDocument(s *documentSample, det, rec *ort.Session) Outcome {
 	ctx := context.Background()
-	d, err := docOpener().Open(ctx, s.data)
+	d, err := s.docs.Open(ctx, s.data)
 	if err != nil {
 		return Outcome{Err: documentError(err)}
 	}
