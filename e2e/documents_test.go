@@ -124,12 +124,15 @@ func TestDocumentsThroughAPI(t *testing.T) {
 		}
 	}
 
-	// The worker still serves after the hostile ones.
-	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(goodPDF), ContentType: "application/pdf"})
+	// The worker still serves after the hostile ones; "ocr=force" reads
+	// a digital page through OCR.
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(goodPDF), ContentType: "application/pdf; ocr=force"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if j, err = c.Wait(ctx, j.ID); err != nil || j.Status != "succeeded" {
 		t.Fatalf("a document after the hostile ones: %v %+v", err, j)
 	}
+	jobs[2] = j
+	cer("digital PDF forced through OCR", read(2, 1, "ocr"), [][]string{digital})
 }

@@ -257,4 +257,3 @@ func (d *pdfDoc) Close() error {
 	d.inst = nil
 	return err
 }
-
