@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +32,8 @@ type docResult struct {
 // read page by page through the whole HTTP path, and hostile documents
 // each failing with their own code while the worker keeps serving.
 func TestDocumentsThroughAPI(t *testing.T) {
-	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_MAX_PAGES=20"}})
+	// Results over 512 bytes go to S3: the scanned documents' do.
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_MAX_PAGES=20", "INFERQ_MAX_INLINE_RESULT=512"}})
 	ctx := ctxT(t, 5*time.Minute)
 	c := f.client("globex")
 
@@ -89,9 +92,13 @@ func TestDocumentsThroughAPI(t *testing.T) {
 		if j.Status != "succeeded" {
 			t.Fatalf("document %d: %s %+v", i, j.Status, j.Error)
 		}
+		res, err := c.Result(ctx, j)
+		if err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
 		var r docResult
-		if err := json.Unmarshal(j.Result, &r); err != nil {
-			t.Fatalf("document %d: %v in %.300s", i, err, j.Result)
+		if err := json.Unmarshal(res, &r); err != nil {
+			t.Fatalf("document %d: %v in %.300s", i, err, res)
 		}
 		if r.Pages != pagesWant || len(r.PageResults) != pagesWant {
 			t.Fatalf("document %d: %d pages, %d page results, want %d", i, r.Pages, len(r.PageResults), pagesWant)
@@ -135,4 +142,15 @@ func TestDocumentsThroughAPI(t *testing.T) {
 	}
 	jobs[2] = j
 	cer("digital PDF forced through OCR", read(2, 1, "ocr"), [][]string{digital})
+
+	// The CLI waits for a document and prints its text, pages apart by a
+	// form feed (a stored result is fetched from /output).
+	path := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(path, inputs[3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := string(cli(t, f, "globex", "submit", "--model", "ocr", "--wait", path))
+	if want := mixed.Text + "\n"; out != want {
+		t.Errorf("inferq submit --wait printed %q, want %q", out, want)
+	}
 }

@@ -61,7 +61,7 @@ const usage = `usage:
   inferq submit --model M [--wait] PATH...   a file: one job; a directory, several files
                                              or an archive (.zip, .tar.gz, .tar): one batch
       [--webhook URL] [--job-webhooks] [--metadata JSON] [--deadline-ms N]
-      [--idempotency-key K] [--progress auto|always|never]
+      [--idempotency-key K] [--progress auto|always|never] [--force-ocr]
   inferq status JOB|BATCH [--wait 30s]       show a job or a batch
   inferq results BATCH [--status S]          the batch's jobs as NDJSON, in submit order
   inferq cancel JOB|BATCH                    cancel a job, or a batch's jobs, not yet ended
@@ -159,6 +159,7 @@ func (c *cli) submit(ctx context.Context, fs *flag.FlagSet, args []string) error
 	deadline := fs.Int64("deadline-ms", 0, "deadline from now, ms (later than the tier's)")
 	idem := fs.String("idempotency-key", "", "Idempotency-Key: a retry with the same key returns the first answer")
 	progress := fs.String("progress", "auto", "progress bars on stderr: auto (on a terminal), always, never")
+	forceOCR := fs.Bool("force-ocr", false, "read every page of a PDF through OCR, text layer or not")
 	paths, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -180,8 +181,12 @@ func (c *cli) submit(ctx context.Context, fs *flag.FlagSet, args []string) error
 			return err
 		}
 		if fi.Mode().IsRegular() && archive.KindFromName(paths[0]) == "" {
+			ct := mime.TypeByExtension(filepath.Ext(paths[0]))
+			if *forceOCR && ct == "application/pdf" {
+				ct += "; ocr=force"
+			}
 			return c.submitOne(ctx, cl, client.Submit{Model: *model, FileName: filepath.Base(paths[0]),
-				ContentType: mime.TypeByExtension(filepath.Ext(paths[0])), DeadlineMS: *deadline,
+				ContentType: ct, DeadlineMS: *deadline,
 				WebhookURL: *hook, Metadata: metadata, IdempotencyKey: *idem}, paths[0], *wait)
 		}
 	}
@@ -289,6 +294,9 @@ func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit,
 	}
 	if wait {
 		if j, err = cl.Wait(ctx, j.ID); err != nil {
+			return err
+		}
+		if done, err := c.printDocument(ctx, cl, j); done || err != nil {
 			return err
 		}
 	}
