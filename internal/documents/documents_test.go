@@ -6,6 +6,7 @@ import (
 	"image"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inferq/inferq/internal/pages"
 )
@@ -184,4 +185,49 @@ func encrypted(pdf []byte) []byte {
 	s = s[:i] + enc + s[i:]
 	s = strings.Replace(s, "trailer\n<<", "trailer\n<< /Encrypt 999 0 R /ID [<"+strings.Repeat("11", 16)+"> <"+strings.Repeat("11", 16)+">]", 1)
 	return []byte(s)
+}
+
+// TestRenderCaps: a render past its time is killed, one past the wasm
+// memory cap traps; each fails with its code, and the opener goes on
+// serving the next document.
+func TestRenderCaps(t *testing.T) {
+	ctx := context.Background()
+	scan := pages.PDF([]pages.PDFPage{{Image: image.NewGray(image.Rect(0, 0, 64, 64))}})
+	for _, c := range []struct {
+		name string
+		lim  Limits
+		code string
+	}{
+		{"time", Limits{RenderTimeout: time.Nanosecond}, CodeRenderTimeout},
+		// A 14400-point page at 300 dpi within 2^28 pixels is a 256 MB
+		// grayscale bitmap: more than the 128 MiB the sandbox may hold.
+		{"memory", Limits{MemoryBytes: 128 << 20, DPI: 300, MaxPixels: 1 << 28}, CodeRenderMemory},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := NewOpener(c.lim)
+			defer o.Close()
+			data := scan
+			if c.name == "memory" {
+				data = pages.PDF([]pages.PDFPage{{Image: image.NewGray(image.Rect(0, 0, 8, 8)), WPt: 14400, HPt: 3400}})
+			}
+			d, err := o.Open(ctx, data)
+			if err == nil {
+				_, err = d.Page(ctx, 1, false)
+				d.Close()
+			}
+			if codeOf(err) != c.code {
+				t.Fatalf("error %v, want code %s", err, c.code)
+			}
+			o.lim = Limits{}.WithDefaults()
+			o.pdf.lim = o.lim
+			d, err = o.Open(ctx, scan)
+			if err != nil {
+				t.Fatalf("the next document: %v", err)
+			}
+			if _, err := d.Page(ctx, 1, false); err != nil {
+				t.Fatalf("the next document's page: %v", err)
+			}
+			d.Close()
+		})
+	}
 }

@@ -159,9 +159,12 @@ func (d *pdfDoc) guard(ctx context.Context, page int, f func() error) error {
 	}
 }
 
+// isMemoryTrap tells the sandbox's memory cap at work: a trap when pdfium
+// grows its memory past it, or pdfium's own refusal when a bitmap does
+// not fit in what is left.
 func isMemoryTrap(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "out of memory") || strings.Contains(s, "memory limit") || strings.Contains(s, "out of bounds memory")
+	return strings.Contains(s, "could not create bitmap") || strings.Contains(s, "out of memory") || strings.Contains(s, "memory limit") || strings.Contains(s, "out of bounds memory")
 }
 
 func (d *pdfDoc) Pages() int { return d.pages }
