@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -152,5 +153,64 @@ func TestDocumentsThroughAPI(t *testing.T) {
 	out := string(cli(t, f, "globex", "submit", "--model", "ocr", "--wait", path))
 	if want := mixed.Text + "\n"; out != want {
 		t.Errorf("inferq submit --wait printed %q, want %q", out, want)
+	}
+}
+
+// TestDocumentWorkerKilled: a worker SIGKILLed while it reads a document
+// loses no page and counts none twice: the document is redelivered, read
+// again from its first page by the next worker, and ends once, with every
+// page in order.
+func TestDocumentWorkerKilled(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ACK_WAIT=2s"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ctx := ctxT(t, 4*time.Minute)
+	var ps []pages.PDFPage
+	var want [][]string
+	for i := 0; i < 8; i++ {
+		lines := pages.Lines[i%2]
+		img, err := pages.Render(pages.Regular, 28, lines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, pages.PDFPage{Image: img})
+		want = append(want, lines)
+	}
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(pages.PDF(ps)), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, c, []string{j.ID})
+	time.Sleep(time.Second) // a page or so into the document
+	f.Workers[0].Signal(syscall.SIGKILL)
+	f.Workers[0].Wait(10 * time.Second)
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, []string{j.ID}, "succeeded")
+	if j, err = c.Get(ctx, j.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if j.Attempts < 2 {
+		t.Errorf("attempts %d: the kill came after the document ended", j.Attempts)
+	}
+	res, err := c.Result(ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r docResult
+	if err := json.Unmarshal(res, &r); err != nil || r.Pages != len(ps) || len(r.PageResults) != len(ps) {
+		t.Fatalf("result %.300s: %v", res, err)
+	}
+	var edits, chars int
+	for i, pr := range r.PageResults {
+		if pr.Page != i+1 {
+			t.Fatalf("page result %d is page %d", i, pr.Page)
+		}
+		e, n := pages.Errors(strings.Split(pr.Text, "\n"), want[i])
+		edits, chars = edits+e, chars+n
+	}
+	if cer := float64(edits) / float64(chars); cer > 0.02 {
+		t.Errorf("CER %.2f%% after the redelivery", 100*cer)
 	}
 }
