@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"image"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -180,8 +183,45 @@ func TestDocumentWorkerKilled(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitRunning(t, c, []string{j.ID})
-	time.Sleep(time.Second) // a page or so into the document
+	// The SSE stream tells the pages as they are read.
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+f.Tenants["globex"].Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := make(chan []string, 1)
+	go func() {
+		var progress []string
+		sc := bufio.NewScanner(resp.Body)
+		for ev := ""; sc.Scan(); {
+			line := sc.Text()
+			if e, ok := strings.CutPrefix(line, "event: "); ok {
+				ev = e
+			} else if d, ok := strings.CutPrefix(line, "data: "); ok && ev == "progress" {
+				progress = append(progress, d)
+			}
+		}
+		sse <- progress
+	}()
+	// Kill the worker once GET shows it a page into the document.
+	for {
+		cur, err := c.Get(ctx, j.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Progress != nil && cur.Progress.PagesDone >= 1 {
+			if cur.Progress.Pages != len(ps) || cur.Status != "running" {
+				t.Fatalf("progress %+v of a %s job, want of %d pages while running", *cur.Progress, cur.Status, len(ps))
+			}
+			break
+		}
+		if cur.Terminal() {
+			t.Fatalf("the document ended (%s) before its progress showed", cur.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	f.Workers[0].Signal(syscall.SIGKILL)
 	f.Workers[0].Wait(10 * time.Second)
 	if _, err := f.StartWorker(); err != nil {
@@ -193,6 +233,18 @@ func TestDocumentWorkerKilled(t *testing.T) {
 	}
 	if j.Attempts < 2 {
 		t.Errorf("attempts %d: the kill came after the document ended", j.Attempts)
+	}
+	if j.Progress != nil {
+		t.Errorf("an ended document shows progress %+v", *j.Progress)
+	}
+	select {
+	case progress := <-sse:
+		want := fmt.Sprintf(`"progress":{"pages_done":%d,"pages":%d}`, len(ps), len(ps))
+		if len(progress) == 0 || !strings.Contains(progress[len(progress)-1], want) {
+			t.Errorf("SSE progress events %q, want the last with %s", progress, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the SSE stream did not end with the document")
 	}
 	res, err := c.Result(ctx, j)
 	if err != nil {

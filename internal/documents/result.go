@@ -35,9 +35,10 @@ type OCRFunc func(p Page) (text string, lines json.RawMessage, err error)
 const MinSide = 8
 
 // Read reads every page of d in order, text layer first unless forceOCR,
-// through ocr for the rest, and assembles the result. The first page that
-// fails fails the document, with that page named in the *Error.
-func Read(ctx context.Context, d Document, forceOCR bool, ocr OCRFunc) (*Result, error) {
+// through ocr for the rest, and assembles the result; progress, when set,
+// hears each page read. The first page that fails fails the document,
+// with that page named in the *Error.
+func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, total int), ocr OCRFunc) (*Result, error) {
 	res := &Result{Pages: d.Pages(), PageResults: make([]PageResult, 0, d.Pages())}
 	texts := make([]string, 0, d.Pages())
 	for n := 1; n <= d.Pages(); n++ {
@@ -61,6 +62,9 @@ func Read(ctx context.Context, d Document, forceOCR bool, ocr OCRFunc) (*Result,
 		}
 		res.PageResults = append(res.PageResults, pr)
 		texts = append(texts, pr.Text)
+		if progress != nil {
+			progress(n, d.Pages())
+		}
 	}
 	res.Text = strings.Join(texts, "\f")
 	return res, nil

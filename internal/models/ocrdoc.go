@@ -25,6 +25,7 @@ type documentSample struct {
 	data     []byte
 	forceOCR bool
 	docs     *documents.Opener
+	progress func(done, total int)
 }
 
 // prepareDocument checks a document at once (encrypted, corrupt, over the
@@ -39,7 +40,7 @@ func prepareDocument(in Input) (Sample, error) {
 	}
 	_ = d.Close()
 	_, params, _ := mime.ParseMediaType(in.ContentType)
-	return &documentSample{data: in.Data, forceOCR: params["ocr"] == "force", docs: docs}, nil
+	return &documentSample{data: in.Data, forceOCR: params["ocr"] == "force", docs: docs, progress: in.Progress}, nil
 }
 
 // readDocument reads a document's pages in order on this batch's
@@ -51,7 +52,7 @@ func (p *ocrPipeline) readDocument(s *documentSample, det, rec *ort.Session) Out
 		return Outcome{Err: documentError(err)}
 	}
 	defer d.Close()
-	res, err := documents.Read(ctx, d, s.forceOCR, func(pg documents.Page) (string, json.RawMessage, error) {
+	res, err := documents.Read(ctx, d, s.forceOCR, s.progress, func(pg documents.Page) (string, json.RawMessage, error) {
 		r, err := ocr.Recognize(pg.Image, det, rec, p.dict, p.params)
 		if err != nil {
 			return "", nil, err

@@ -1,0 +1,47 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Progress is how far a running document job is: pages read of pages.
+type Progress struct {
+	PagesDone int `json:"pages_done"`
+	Pages     int `json:"pages"`
+}
+
+// setProgress writes a job's progress only while it runs, so that a late
+// write neither revives an expired record nor touches an ended one.
+// KEYS: the record. ARGV: the progress as JSON.
+var setProgress = redis.NewScript(`
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+redis.call('HSET', KEYS[1], 'progress', ARGV[1])
+return 1
+`)
+
+// SetProgress records a running job's progress; a job that is not
+// running is left as it is.
+func (s *Store) SetProgress(ctx context.Context, id string, p Progress) error {
+	b, _ := json.Marshal(p)
+	if err := setProgress.Run(ctx, s.rdb, []string{RecordKey(id)}, string(b)).Err(); err != nil {
+		return fmt.Errorf("progress of job %s: %w", id, err)
+	}
+	return nil
+}
+
+// decodeProgress reads the record's progress field; none or a bad one is
+// nil.
+func decodeProgress(v string) *Progress {
+	if v == "" {
+		return nil
+	}
+	var p Progress
+	if json.Unmarshal([]byte(v), &p) != nil {
+		return nil
+	}
+	return &p
+}
