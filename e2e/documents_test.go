@@ -153,7 +153,7 @@ func TestDocumentsThroughAPI(t *testing.T) {
 	if err := os.WriteFile(path, inputs[3], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := string(cli(t, f, "globex", "submit", "--model", "ocr", "--wait", path))
+	out := string(cli(t, f, "globex", "submit", "--model", "ocr", "--wait", "--progress", "always", path))
 	if want := mixed.Text + "\n"; out != want {
 		t.Errorf("inferq submit --wait printed %q, want %q", out, want)
 	}

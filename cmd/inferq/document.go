@@ -4,6 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/inferq/inferq/client"
 )
@@ -37,4 +40,29 @@ func (c *cli) printDocument(ctx context.Context, cl *client.Client, j *client.Jo
 		j.ID, j.Status, *doc.Pages, bySource["text"], bySource["ocr"])
 	fmt.Fprintln(c.out, doc.Text)
 	return true, nil
+}
+
+// waitPages waits for one job, drawing a bar of its pages once it shows
+// document progress: long-polls of a second, so the bar moves while the
+// server still wakes the wait at once when the job ends.
+func (c *cli) waitPages(ctx context.Context, cl *client.Client, id string) (*client.Job, error) {
+	var bar *progressbar.ProgressBar
+	for {
+		j, err := cl.Get(ctx, id, time.Second)
+		if err != nil {
+			return nil, err
+		}
+		if p := j.Progress; p != nil && p.Pages > 0 {
+			if bar == nil {
+				bar = newBar(c.err, int64(p.Pages), "pages", false)
+			}
+			_ = bar.Set(p.PagesDone)
+		}
+		if j.Terminal() {
+			if bar != nil {
+				_ = bar.Finish()
+			}
+			return j, nil
+		}
+	}
 }

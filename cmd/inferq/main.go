@@ -187,7 +187,7 @@ func (c *cli) submit(ctx context.Context, fs *flag.FlagSet, args []string) error
 			}
 			return c.submitOne(ctx, cl, client.Submit{Model: *model, FileName: filepath.Base(paths[0]),
 				ContentType: ct, DeadlineMS: *deadline,
-				WebhookURL: *hook, Metadata: metadata, IdempotencyKey: *idem}, paths[0], *wait)
+				WebhookURL: *hook, Metadata: metadata, IdempotencyKey: *idem}, paths[0], *wait, bars)
 		}
 	}
 	bs := client.BatchSubmit{Model: *model, DeadlineMS: *deadline, WebhookURL: *hook, JobWebhooks: *jobHooks,
@@ -281,7 +281,7 @@ func collect(paths []string) ([]client.File, error) {
 	return out, nil
 }
 
-func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit, path string, wait bool) error {
+func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit, path string, wait, bars bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -293,7 +293,12 @@ func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit,
 		return err
 	}
 	if wait {
-		if j, err = cl.Wait(ctx, j.ID); err != nil {
+		if bars {
+			j, err = c.waitPages(ctx, cl, j.ID)
+		} else {
+			j, err = cl.Wait(ctx, j.ID)
+		}
+		if err != nil {
 			return err
 		}
 		if done, err := c.printDocument(ctx, cl, j); done || err != nil {
