@@ -2,6 +2,7 @@ package documents
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"image"
 	"strings"
@@ -229,5 +230,41 @@ func TestRenderCaps(t *testing.T) {
 			}
 			d.Close()
 		})
+	}
+}
+
+// TestThousandsOfTinyPages: 2,000 one-point pages within the page cap read
+// as empty pages without any page reaching the recognizer; past the cap
+// the document is refused before a page is rendered.
+func TestThousandsOfTinyPages(t *testing.T) {
+	ctx := context.Background()
+	tiny := make([]pages.PDFPage, 2000)
+	for i := range tiny {
+		tiny[i] = pages.PDFPage{Image: image.NewGray(image.Rect(0, 0, 1, 1)), WPt: 1, HPt: 1}
+	}
+	data := pages.PDF(tiny)
+	if _, err := opener.Open(ctx, data); codeOf(err) != CodeTooManyPages {
+		t.Fatalf("2,000 pages past a cap of 8: %v, want %s", err, CodeTooManyPages)
+	}
+	o := NewOpener(Limits{MaxPages: 2000})
+	defer o.Close()
+	d, err := o.Open(ctx, data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	calls, told := 0, 0
+	res, err := Read(ctx, d, false, func(done, total int) { told = done }, func(Page) (string, json.RawMessage, error) {
+		calls++
+		return "", nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Pages != 2000 || len(res.PageResults) != 2000 || calls != 0 || told != 2000 {
+		t.Fatalf("pages %d, page results %d, recognizer calls %d, progress told %d", res.Pages, len(res.PageResults), calls, told)
+	}
+	if res.Text != strings.Repeat("\f", 1999) {
+		t.Fatalf("text of 2,000 empty pages: %q...", res.Text[:min(len(res.Text), 20)])
 	}
 }
