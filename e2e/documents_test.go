@@ -10,9 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
@@ -265,4 +268,80 @@ func TestDocumentWorkerKilled(t *testing.T) {
 	if cer := float64(edits) / float64(chars); cer > 0.02 {
 		t.Errorf("CER %.2f%% after the redelivery", 100*cer)
 	}
+}
+
+// TestDocumentCanceled: a document canceled while it runs ends canceled,
+// and its worker reads no further pages of it: the next job on the same
+// worker and model starts only after that batch is over, and by then no
+// progress event has told more than a few pages.
+func TestDocumentCanceled(t *testing.T) {
+	f := startFleet(t, fleettest.Options{})
+	c := f.client("globex")
+	ctx := ctxT(t, 3*time.Minute)
+	img, err := pages.Render(pages.Regular, 28, pages.Lines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]pages.PDFPage, 30)
+	for i := range ps {
+		ps[i] = pages.PDFPage{Image: img}
+	}
+	nc, err := nats.Connect("nats://" + f.back.NATS.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(pages.PDF(ps)), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	most := 0
+	sub, err := nc.Subscribe("jobs.events.*."+j.ID, func(m *nats.Msg) {
+		var ev struct {
+			Progress *client.Progress `json:"progress"`
+		}
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Progress != nil {
+			mu.Lock()
+			most = max(most, ev.Progress.PagesDone)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for {
+		cur, err := c.Get(ctx, j.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Progress != nil && cur.Progress.PagesDone >= 1 {
+			break
+		}
+		if cur.Terminal() {
+			t.Fatalf("the document ended (%s) before its progress showed", cur.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cj, err := c.Cancel(ctx, j.ID); err != nil || cj.Status != "canceled" {
+		t.Fatalf("cancel: %v %+v", err, cj)
+	}
+	page, err := pages.PNG(pages.Regular, 28, pages.Lines[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := submitAll(t, ctx, c, "ocr", [][]byte{page}, "image/png")
+	if next[0].Status != "succeeded" {
+		t.Fatalf("the next job: %s %+v", next[0].Status, next[0].Error)
+	}
+	if j, err = c.Get(ctx, j.ID, 0); err != nil || j.Status != "canceled" {
+		t.Fatalf("the document after its cancel: %v %+v", err, j)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most >= len(ps)/2 {
+		t.Fatalf("progress told %d of %d pages read after a cancel at page 1", most, len(ps))
+	}
+	t.Logf("canceled at page 1; the worker stopped after page %d of %d", most, len(ps))
 }

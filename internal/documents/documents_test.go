@@ -254,7 +254,7 @@ func TestThousandsOfTinyPages(t *testing.T) {
 	}
 	defer d.Close()
 	calls, told := 0, 0
-	res, err := Read(ctx, d, false, func(done, total int) { told = done }, func(Page) (string, json.RawMessage, error) {
+	res, err := Read(ctx, d, false, func(done, total int) bool { told = done; return true }, func(Page) (string, json.RawMessage, error) {
 		calls++
 		return "", nil, nil
 	})

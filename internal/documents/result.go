@@ -36,9 +36,10 @@ const MinSide = 8
 
 // Read reads every page of d in order, text layer first unless forceOCR,
 // through ocr for the rest, and assembles the result; progress, when set,
-// hears each page read. The first page that fails fails the document,
-// with that page named in the *Error.
-func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, total int), ocr OCRFunc) (*Result, error) {
+// hears each page read, and its false stops the reading (CodeStopped).
+// The first page that fails fails the document, with that page named in
+// the *Error.
+func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, total int) bool, ocr OCRFunc) (*Result, error) {
 	res := &Result{Pages: d.Pages(), PageResults: make([]PageResult, 0, d.Pages())}
 	texts := make([]string, 0, d.Pages())
 	for n := 1; n <= d.Pages(); n++ {
@@ -62,8 +63,8 @@ func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, to
 		}
 		res.PageResults = append(res.PageResults, pr)
 		texts = append(texts, pr.Text)
-		if progress != nil {
-			progress(n, d.Pages())
+		if progress != nil && !progress(n, d.Pages()) && n < d.Pages() {
+			return nil, errorf(CodeStopped, 0, "stopped after page %d: the job ended while its pages were read", n)
 		}
 	}
 	res.Text = strings.Join(texts, "\f")

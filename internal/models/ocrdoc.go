@@ -25,7 +25,7 @@ type documentSample struct {
 	data     []byte
 	forceOCR bool
 	docs     *documents.Opener
-	progress func(done, total int)
+	progress func(done, total int) bool
 }
 
 // prepareDocument checks a document at once (encrypted, corrupt, over the

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/inferq/inferq/internal/jobs"
@@ -16,9 +17,12 @@ const progressEvery = 250 * time.Millisecond
 
 // progress returns what a document job's pipeline calls as its pages are
 // read: the record's progress and an event for SSE watchers. The writes
-// run off the model's goroutine, one at a time, newest wins.
-func (w *Worker) progress(m jobs.Message) func(done, total int) {
+// run off the model's goroutine, one at a time, newest wins. It answers
+// false once a write found the job ended (a cancel): the pages not yet
+// read are not read.
+func (w *Worker) progress(m jobs.Message) func(done, total int) bool {
 	var (
+		stop    atomic.Bool // the job ended elsewhere (canceled): read no further
 		mu      sync.Mutex
 		last    time.Time
 		pending *jobs.Progress
@@ -36,18 +40,22 @@ func (w *Worker) progress(m jobs.Message) func(done, total int) {
 			}
 			mu.Unlock()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			if err := w.cfg.Store.SetProgress(ctx, m.ID, *p); err != nil {
+			ended, err := w.cfg.Store.SetProgress(ctx, m.ID, *p)
+			if err != nil {
 				w.log.Warn("record progress", "job", m.ID, "err", err)
+			}
+			if ended {
+				stop.Store(true)
 			}
 			cancel()
 			queue.PublishProgress(w.cfg.NATS, m.Tenant, m.ID, *p, time.Now())
 		}
 	}
-	return func(done, total int) {
+	return func(done, total int) bool {
 		mu.Lock()
 		defer mu.Unlock()
 		if done < total && time.Since(last) < progressEvery {
-			return
+			return !stop.Load()
 		}
 		last = time.Now()
 		pending = &jobs.Progress{PagesDone: done, Pages: total}
@@ -55,5 +63,6 @@ func (w *Worker) progress(m jobs.Message) func(done, total int) {
 			busy = true
 			go flush()
 		}
+		return !stop.Load()
 	}
 }
