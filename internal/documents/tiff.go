@@ -1,6 +1,7 @@
 package documents
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 
@@ -12,9 +13,10 @@ import (
 // are from the start of the file, so the rest stays valid, and the image
 // decoder (which reads only the first IFD) reads that page.
 type tiffDoc struct {
-	data []byte
-	ifds []uint32
-	lim  Limits
+	data    []byte
+	scratch []byte
+	ifds    []uint32
+	lim     Limits
 }
 
 func openTIFF(data []byte, lim Limits) (*tiffDoc, error) {
@@ -57,8 +59,11 @@ func (d *tiffDoc) Page(_ context.Context, n int, _ bool) (Page, error) {
 	if n < 1 || n > len(d.ifds) {
 		return Page{}, errorf(CodeUndecodable, n, "no such page")
 	}
-	one := make([]byte, len(d.data))
-	copy(one, d.data)
+	// One copy of the file serves every page: only its header changes.
+	if d.scratch == nil {
+		d.scratch = bytes.Clone(d.data)
+	}
+	one := d.scratch
 	if one[0] == 'M' {
 		binary.BigEndian.PutUint32(one[4:], d.ifds[n-1])
 	} else {
