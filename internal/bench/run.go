@@ -152,6 +152,7 @@ func Scenarios() []Scenario {
 		{"asynq-peer", "inferq against a hand-built asynq pipeline", aboutPeer, runPeer},
 		{"batching", "adaptive batching against max_batch 1", aboutBatching, runBatching},
 		{"sla", "scheduling policies under overload: simulator and real fleet", aboutSLA, runSLA},
+		{"documents", "a scanned PDF against its pages as image jobs", aboutDocuments, runDocuments},
 	}
 }
 

@@ -99,7 +99,8 @@ const (
 )
 
 // Document is an open document whose pages are rendered one at a time, so
-// that only one page's pixels are held at once.
+// that only one page's pixels are held at once. It is not safe for
+// concurrent use.
 type Document interface {
 	// Pages is the page count.
 	Pages() int
