@@ -29,6 +29,11 @@ type pdfEngine struct {
 
 func newPDFEngine(lim Limits) *pdfEngine { return &pdfEngine{lim: lim} }
 
+// compiled is pdfium's compiled module, shared by every engine of the
+// process: compiling takes seconds, and an engine with other limits (a
+// test's) need not pay it again.
+var compiled = wazero.NewCompilationCache()
+
 func (e *pdfEngine) get() (pdfium.Pool, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -42,7 +47,8 @@ func (e *pdfEngine) get() (pdfium.Pool, error) {
 		WithMemoryLimitPages(uint32(e.lim.MemoryBytes / 65536)).
 		// Kill cancels an instance's context; this makes that stop a
 		// render in flight, which is how the time cap is enforced.
-		WithCloseOnContextDone(true)
+		WithCloseOnContextDone(true).
+		WithCompilationCache(compiled)
 	pool, err := webassembly.Init(webassembly.Config{
 		MinIdle:       0,
 		MaxIdle:       1,
