@@ -40,19 +40,52 @@ const MinSide = 8
 // The first page that fails fails the document, with that page named in
 // the *Error.
 func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, total int) bool, ocr OCRFunc) (*Result, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The next page renders while this one is read: rendering (pdfium)
+	// and recognition (ONNX Runtime) overlap, with at most two pages'
+	// pixels held. The renderer goroutine is the document's only user
+	// until it has sent its last page or ctx ends; Read waits for it.
+	type rendered struct {
+		p   Page
+		err error
+	}
+	pagesCh := make(chan rendered, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer close(pagesCh)
+		for n := 1; n <= d.Pages(); n++ {
+			p, err := d.Page(ctx, n, forceOCR)
+			select {
+			case pagesCh <- rendered{p, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
 	res := &Result{Pages: d.Pages(), PageResults: make([]PageResult, 0, d.Pages())}
 	texts := make([]string, 0, d.Pages())
 	for n := 1; n <= d.Pages(); n++ {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		var r rendered
+		select {
+		case r = <-pagesCh:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		p, err := d.Page(ctx, n, forceOCR)
-		if err != nil {
-			return nil, err
+		if r.err != nil {
+			return nil, r.err
 		}
+		p := r.p
 		pr := PageResult{Page: n, Source: p.Source, Text: p.Text}
 		if p.Source == SourceOCR {
 			if b := p.Image.Bounds(); b.Dx() >= MinSide && b.Dy() >= MinSide {
+				var err error
 				if pr.Text, pr.Lines, err = ocr(p); err != nil {
 					return nil, err
 				}

@@ -44,10 +44,12 @@ func (w *Worker) progress(m jobs.Message) func(done, total int) bool {
 			if err != nil {
 				w.log.Warn("record progress", "job", m.ID, "err", err)
 			}
-			if ended {
-				stop.Store(true)
-			}
 			cancel()
+			if ended {
+				// Its end was told already: no progress after it.
+				stop.Store(true)
+				continue
+			}
 			queue.PublishProgress(w.cfg.NATS, m.Tenant, m.ID, *p, time.Now())
 		}
 	}
