@@ -2,15 +2,20 @@
 SHELL := /bin/bash
 GO ?= go
 
-.PHONY: deps build test test-short demo bench fuzz lint
+.PHONY: deps deps-test build test test-short demo bench fuzz lint
 
+# deps installs what the demo, the build and the benchmarks need; deps-test
+# adds helm, which only the chart tests use and which takes minutes to build.
 deps:
 	@bash scripts/setup.sh
+
+deps-test:
+	@bash scripts/setup.sh --with-helm
 
 build: deps
 	$(GO) build -o bin/ ./cmd/...
 
-test: deps
+test: deps-test
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 40m ./...
 

@@ -99,6 +99,25 @@ type Model struct {
 	Inputs   []json.RawMessage `json:"inputs"`
 	Outputs  []json.RawMessage `json:"outputs"`
 	MaxBatch int               `json:"max_batch"`
+	// Rollout is the model's latest rollout of a new version, if any.
+	Rollout *Rollout `json:"rollout,omitempty"`
+}
+
+// Rollout is a model's rollout of a new version (docs/models.md).
+type Rollout struct {
+	From      string    `json:"from"`
+	To        string    `json:"to"`
+	Canary    float64   `json:"canary"`
+	Shadow    float64   `json:"shadow"`
+	Window    string    `json:"window"`
+	StartedAt time.Time `json:"started_at"`
+	// Status is running, promoted, rolled_back or aborted.
+	Status  string    `json:"status"`
+	Reason  string    `json:"reason,omitempty"`
+	EndedAt time.Time `json:"ended_at,omitzero"`
+	// Counts are per version: jobs, failed, met_deadline, run_us, shadow,
+	// agree.
+	Counts map[string]map[string]int64 `json:"counts,omitempty"`
 }
 
 // Submit is one job to submit.

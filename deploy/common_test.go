@@ -163,7 +163,7 @@ func helmPath(t testing.TB) string {
 	if p, err := exec.LookPath("helm"); err == nil {
 		return p
 	}
-	t.Fatal("helm is missing: run make deps (scripts/setup.sh installs the pinned helm into .cache/bin)")
+	t.Fatal("helm is missing: run make deps-test (scripts/setup.sh --with-helm installs the pinned helm into .cache/bin)")
 	return ""
 }
 

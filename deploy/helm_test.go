@@ -607,3 +607,55 @@ func TestChartNotes(t *testing.T) {
 		})
 	}
 }
+
+// TestChartRendersWithOfflineDefaults: `helm template` and `helm lint`
+// work with the Kubernetes version a helm built without release ldflags
+// assumes offline (v1.20), as a newcomer's helm may: a kubeVersion
+// constraint in Chart.yaml made them fail unless --kube-version was given.
+// Neither chart has one (the trial's lint needs its dependency fetched,
+// so for it the field's absence is checked).
+func TestChartRendersWithOfflineDefaults(t *testing.T) {
+	for _, chart := range []string{chartDir, "charts/inferq-trial"} {
+		var meta map[string]any
+		if err := yaml.Unmarshal(readFile(t, chart+"/Chart.yaml"), &meta); err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := meta["kubeVersion"]; ok {
+			t.Errorf("%s/Chart.yaml has kubeVersion %v: helm template fails offline without --kube-version", chart, v)
+		}
+	}
+	if out := helm(t, "lint", "--strict", chartDir, "--kube-version", "1.20.0"); !strings.Contains(out, "0 chart(s) failed") {
+		t.Fatalf("helm lint:\n%s", out)
+	}
+	if r := render(t, chartDir, "--kube-version", "1.20.0"); len(r.kind("Deployment")) == 0 {
+		t.Fatal("helm template rendered no Deployment")
+	}
+}
+
+// TestChartNATSCluster: the external values name every node of a NATS
+// cluster and ask for three replicas of each stream and bucket; the
+// default stays one server, one replica.
+func TestChartNATSCluster(t *testing.T) {
+	env := func(r rendered) map[string]any {
+		cm := r.named("ConfigMap", "rel-inferq-env")
+		d, _ := cm["data"].(map[string]any)
+		return d
+	}
+	def := env(render(t, chartDir))
+	if def["INFERQ_JS_REPLICAS"] != "1" {
+		t.Fatalf("default INFERQ_JS_REPLICAS = %v, want 1", def["INFERQ_JS_REPLICAS"])
+	}
+	ext := env(render(t, chartDir, "-f", chartDir+"/values-external.yaml"))
+	if ext["INFERQ_JS_REPLICAS"] != "3" {
+		t.Fatalf("external INFERQ_JS_REPLICAS = %v, want 3", ext["INFERQ_JS_REPLICAS"])
+	}
+	urls := strings.Split(fmt.Sprint(ext["INFERQ_NATS_URL"]), ",")
+	if len(urls) != 3 {
+		t.Fatalf("external INFERQ_NATS_URL = %v, want three nodes", ext["INFERQ_NATS_URL"])
+	}
+	for _, u := range urls {
+		if pu, err := url.Parse(u); err != nil || pu.Scheme != "nats" || pu.Port() == "" {
+			t.Fatalf("external INFERQ_NATS_URL node %q is no nats://host:port", u)
+		}
+	}
+}

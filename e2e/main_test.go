@@ -73,6 +73,13 @@ var bucketSeq int
 
 func startFleet(t *testing.T, opts fleettest.Options) *fleet {
 	t.Helper()
+	return startFleetNATS(t, opts, 1)
+}
+
+// startFleetNATS is startFleet on natsNodes NATS servers (a cluster when
+// more than one).
+func startFleetNATS(t *testing.T, opts fleettest.Options, natsNodes int) *fleet {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("fleet test: skipped in -short mode")
 	}
@@ -82,7 +89,7 @@ func startFleet(t *testing.T, opts fleettest.Options) *fleet {
 	if len(bucket) > 63 {
 		bucket = bucket[:63]
 	}
-	back, err := fleettest.StartBacking(dir, sharedS3, strings.TrimRight(bucket, "-"))
+	back, err := fleettest.StartBackingNATS(dir, sharedS3, strings.TrimRight(bucket, "-"), natsNodes)
 	if err != nil {
 		t.Fatal(err)
 	}

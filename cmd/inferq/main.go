@@ -66,11 +66,13 @@ const usage = `usage:
   inferq results BATCH [--status S]          the batch's jobs as NDJSON, in submit order
   inferq cancel JOB|BATCH                    cancel a job, or a batch's jobs, not yet ended
   inferq models                              list the fleet's models
+  inferq models rollout MODEL VERSION --canary 10% --for 30m [--shadow 5%] [--from V]
+  inferq models promote|abort MODEL          end a model's running rollout by hand
   inferq keys new --tenant NAME              make an API key and its tenants-file line
   inferq webhooks failed                     webhooks that exhausted their retries
   inferq webhooks replay ID... | --all       send them once more
 common flags: --url (INFERQ_URL), --key (INFERQ_API_KEY), --json;
-webhooks: --redis-url (INFERQ_REDIS_URL)`
+webhooks and rollouts: --redis-url (INFERQ_REDIS_URL)`
 
 // cli is one invocation's settings and outputs.
 type cli struct {
@@ -422,6 +424,9 @@ func (c *cli) cancel(ctx context.Context, fs *flag.FlagSet, args []string) error
 }
 
 func (c *cli) models(ctx context.Context, fs *flag.FlagSet, args []string) error {
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		return c.rollout(ctx, fs, args)
+	}
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
@@ -433,9 +438,13 @@ func (c *cli) models(ctx context.Context, fs *flag.FlagSet, args []string) error
 		return json.NewEncoder(c.out).Encode(ms)
 	}
 	tw := tabwriter.NewWriter(c.out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tVERSION\tMAX BATCH")
+	fmt.Fprintln(tw, "MODEL\tVERSION\tMAX BATCH\tROLLOUT")
 	for _, m := range ms {
-		fmt.Fprintf(tw, "%s\t%s\t%d\n", m.Name, m.Version, m.MaxBatch)
+		ro := ""
+		if r := m.Rollout; r != nil {
+			ro = fmt.Sprintf("%s -> %s %s (canary %.0f%%)", r.From, r.To, r.Status, 100*r.Canary)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", m.Name, m.Version, m.MaxBatch, ro)
 	}
 	return tw.Flush()
 }
@@ -463,14 +472,10 @@ func (c *cli) webhooks(ctx context.Context, fs *flag.FlagSet, args []string) err
 	if err != nil {
 		return err
 	}
-	if *redisURL == "" {
-		return errors.New("the webhooks commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL")
-	}
-	opt, err := redis.ParseURL(*redisURL)
+	rdb, err := fleetRedis(*redisURL, "webhooks")
 	if err != nil {
-		return fmt.Errorf("--redis-url: %w", err)
+		return err
 	}
-	rdb := redis.NewClient(opt)
 	defer rdb.Close()
 	in := asynq.NewInspectorFromRedisClient(rdb)
 	if sub == "failed" {
@@ -564,4 +569,17 @@ func env(k, def string) string {
 		return v
 	}
 	return def
+}
+
+// fleetRedis opens the fleet's Redis for the operator's commands (what
+// names them), which act on the fleet's state rather than through the API.
+func fleetRedis(url, what string) (*redis.Client, error) {
+	if url == "" {
+		return nil, fmt.Errorf("the %s commands need the fleet's Redis: --redis-url or INFERQ_REDIS_URL", what)
+	}
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("--redis-url: %w", err)
+	}
+	return redis.NewClient(opt), nil
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
+	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -86,7 +87,7 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	a, err := api.New(api.Config{
 		Intake: in, Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg, Estimates: estimates,
-		ModelsDir: modelsDir, MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
+		ModelsDir: modelsDir, Rollouts: rollout.NewStore(b.Redis), MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
 		Notifier:     notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}),
 		WebhookGuard: guard, WebhookGone: gone,
 		Log: log, Metrics: srv.Registry,

@@ -18,6 +18,7 @@ import (
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
+	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/scheduler"
 	"github.com/inferq/inferq/internal/sla"
 	"github.com/inferq/inferq/internal/tenants"
@@ -62,10 +63,19 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 			log.Error("upkeep", "err", err)
 		}
 	}()
+	// The leader judges model rollouts; their state is in Redis, so a new
+	// leader resumes them.
+	judge := rollout.NewJudge(rollout.NewStore(b.Redis), rollout.Thresholds{MinJobs: cfg.RolloutMinJobs}, cfg.RolloutRefresh, log, srv.Registry)
 	s, err := scheduler.New(scheduler.Config{
 		NATS: b.NATS, JS: b.JS, Store: b.Store, Log: log, Tiers: tiers, Policy: cfg.Policy, JSReplicas: cfg.JSReplicas,
 		Metrics: srv.Registry,
-		OnLead:  func(ctx context.Context) { up.Schedule(ctx, redisOpt) },
+		OnLead: func(ctx context.Context) {
+			var lw sync.WaitGroup
+			defer lw.Wait()
+			lw.Add(1)
+			go func() { defer lw.Done(); judge.Run(ctx) }()
+			up.Schedule(ctx, redisOpt)
+		},
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/ort"
+	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/worker"
 )
 
@@ -100,6 +101,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 		MaxInputBytes: cfg.MaxInputBytes, MaxInlineResult: cfg.MaxInlineResult, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch, JSReplicas: cfg.JSReplicas,
 		// Webhooks and batch completion of the jobs this worker ends.
 		OnFinish: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}).OnFinish,
+		Rollouts: rollout.NewStore(b.Redis), RolloutRefresh: cfg.RolloutRefresh,
 	})
 	err = w.Run(ctx, work)
 	log.Info("worker stopped")

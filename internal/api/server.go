@@ -26,6 +26,7 @@ import (
 	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/rollout"
 	"github.com/inferq/inferq/internal/tenants"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -44,6 +45,8 @@ type Config struct {
 	}
 	// ModelsDir is read for the catalog of models at start and on Refresh.
 	ModelsDir string
+	// Rollouts, when set, adds each model's rollout to GET /v1/models.
+	Rollouts *rollout.Store
 	// Intake reads inputs and makes jobs durable (one job and batches
 	// alike).
 	Intake *intake.Intake
@@ -381,16 +384,19 @@ type modelInfo struct {
 	Outputs      []catalog.IOSpec `json:"outputs"`
 	MaxBatch     int              `json:"max_batch"`
 	ContentTypes []string         `json:"content_types,omitempty"`
+	// Rollout is the model's latest rollout, running or ended.
+	Rollout *rollout.State `json:"rollout,omitempty"`
 }
 
-func (s *Server) listModels(w http.ResponseWriter, _ *http.Request, _ *tenants.Tenant) error {
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request, _ *tenants.Tenant) error {
 	s.mu.RLock()
 	out := make([]modelInfo, 0, len(s.catalog))
 	for _, m := range s.catalog {
-		out = append(out, modelInfo{m.Name, m.Version, m.Description, m.Inputs, m.Outputs, m.MaxBatch, m.ContentTypes})
+		out = append(out, modelInfo{m.Name, m.Version, m.Description, m.Inputs, m.Outputs, m.MaxBatch, m.ContentTypes, nil})
 	}
 	s.mu.RUnlock()
 	sortModels(out)
+	s.addRollouts(r.Context(), out)
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }

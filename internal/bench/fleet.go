@@ -35,6 +35,7 @@ type fleetOpts struct {
 	workerEnv []string                 // e.g. INFERQ_MAX_BATCH=1
 	env       []string                 // every process
 	tiers     map[string]time.Duration // tier deadlines (nil: the defaults)
+	natsNodes int                      // NATS servers (0, 1: one; 3: a cluster with R3)
 }
 
 func (e *env) startFleet(o fleetOpts) (*fleet, error) {
@@ -46,7 +47,7 @@ func (e *env) startFleet(o fleetOpts) (*fleet, error) {
 		return nil, err
 	}
 	bucket := fmt.Sprintf("bench-%s-%d", strings.ReplaceAll(o.name, "_", "-"), time.Now().UnixNano()%1e9)
-	back, err := fleettest.StartBacking(dir, e.minio, bucket)
+	back, err := fleettest.StartBackingNATS(dir, e.minio, bucket, max(o.natsNodes, 1))
 	if err != nil {
 		return nil, err
 	}
@@ -123,8 +124,16 @@ func (f *fleet) s3() blob.Config {
 func (f *fleet) procs() map[string]int {
 	m := map[string]int{
 		"producer": f.Producer.Cmd.Process.Pid, "scheduler": f.Scheduler.Cmd.Process.Pid,
-		"nats-server": f.back.NATS.Cmd.Process.Pid, "redis-server": f.back.Redis.Cmd.Process.Pid,
-		"minio": f.back.MinIO.Cmd.Process.Pid,
+		"redis-server": f.back.Redis.Cmd.Process.Pid, "minio": f.back.MinIO.Cmd.Process.Pid,
+	}
+	if c := f.back.NATSCluster; c != nil {
+		for _, nd := range c.Nodes {
+			if nd.Proc != nil {
+				m["nats-server "+nd.Name] = nd.Proc.Cmd.Process.Pid
+			}
+		}
+	} else {
+		m["nats-server"] = f.back.NATS.Cmd.Process.Pid
 	}
 	for i, w := range f.Workers {
 		name := "worker"

@@ -73,6 +73,12 @@ type Config struct {
 	DrainTimeout  time.Duration `yaml:"drain_timeout" env:"INFERQ_DRAIN_TIMEOUT" flag:"drain-timeout" usage:"how long SIGTERM waits for the batch in hand"`
 	HoldLimit     time.Duration `yaml:"hold_limit" env:"INFERQ_HOLD_LIMIT" flag:"hold-limit" usage:"how long a worker holds a batch through an S3 or Redis fault before it hands the jobs back to the queue"`
 	ModelsRefresh time.Duration `yaml:"models_refresh" env:"INFERQ_MODELS_REFRESH" flag:"models-refresh" usage:"how often a worker looks for new model versions"`
+	// RolloutRefresh is how stale a worker's view of a model rollout may
+	// be, and how often the scheduler's leader judges rollouts.
+	RolloutRefresh time.Duration `yaml:"rollout_refresh" env:"INFERQ_ROLLOUT_REFRESH" flag:"rollout-refresh" usage:"how often workers reread model rollouts and the leader judges them"`
+	// RolloutMinJobs is the sample a rollout's versions need before they
+	// are judged (0: the policy's default).
+	RolloutMinJobs int64 `yaml:"rollout_min_jobs" env:"INFERQ_ROLLOUT_MIN_JOBS" flag:"rollout-min-jobs" usage:"jobs each version of a rollout needs before it is judged"`
 }
 
 // Default returns the settings a process has before any source.
@@ -101,6 +107,7 @@ func Default() Config {
 		DrainTimeout:     30 * time.Second,
 		HoldLimit:        5 * time.Minute,
 		ModelsRefresh:    10 * time.Second,
+		RolloutRefresh:   2 * time.Second,
 	}
 }
 

@@ -22,21 +22,34 @@ const (
 	LeaseBucket   = "inferq_lease"
 	// HeartbeatTTL is how long a worker counts after its last heartbeat.
 	HeartbeatTTL = 10 * time.Second
-	// LeaseTTL is how long a leader that stopped renewing keeps the lease:
-	// the standby takes over within about this long.
+	// LeaseTTL is how long a leader that stopped renewing keeps the lease
+	// on a single NATS server: the standby takes over within about this
+	// long.
 	LeaseTTL = 3 * time.Second
+	// ClusterLeaseTTL is LeaseTTL on a NATS cluster (replicas > 1). When
+	// the node leading the lease's stream dies, no renewal succeeds until
+	// the other replicas elect a new leader, and a leader that cannot renew
+	// must stop before its lease can expire; elections took up to 6 s on
+	// a loaded test machine (TestNATSRunLeaderKilled), so a 3 s lease made
+	// the scheduler step down, dropping its queues, on every node loss.
+	ClusterLeaseTTL = 10 * time.Second
 )
 
 // Buckets are the key-value buckets of one fleet.
 type Buckets struct {
 	Workers, State, Lease jetstream.KeyValue
+	// LeaseTTL is the Lease bucket's TTL (LeaseTTL or ClusterLeaseTTL).
+	LeaseTTL time.Duration
 }
 
 // Open creates or opens the fleet's buckets, with replicas copies each
 // (0 or 1: one).
 func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Buckets, error) {
 	replicas = max(replicas, 1)
-	var b Buckets
+	b := Buckets{LeaseTTL: LeaseTTL}
+	if replicas > 1 {
+		b.LeaseTTL = ClusterLeaseTTL
+	}
 	for _, c := range []struct {
 		kv  *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
@@ -47,7 +60,7 @@ func Open(ctx context.Context, js jetstream.JetStream, replicas int) (*Buckets, 
 		// (TestNATSDown).
 		{&b.Workers, jetstream.KeyValueConfig{Bucket: WorkersBucket, TTL: HeartbeatTTL, Storage: jetstream.FileStorage}},
 		{&b.State, jetstream.KeyValueConfig{Bucket: StateBucket, TTL: time.Minute, Storage: jetstream.FileStorage}},
-		{&b.Lease, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: LeaseTTL, Storage: jetstream.FileStorage}},
+		{&b.Lease, jetstream.KeyValueConfig{Bucket: LeaseBucket, TTL: b.LeaseTTL, Storage: jetstream.FileStorage}},
 	} {
 		c.cfg.Replicas = replicas
 		kv, err := js.CreateOrUpdateKeyValue(ctx, c.cfg)
@@ -181,7 +194,7 @@ func (c *EstimateCache) Wait(model, tier string) (time.Duration, bool) {
 }
 
 // Lease is a leadership lease: one holder at a time, lost when the holder
-// stops renewing for LeaseTTL.
+// stops renewing for its bucket's TTL (Buckets.LeaseTTL).
 type Lease struct {
 	kv  jetstream.KeyValue
 	key string

@@ -34,20 +34,37 @@ func BuildBinaries(dir string) error {
 
 // Backing holds the three backing servers.
 type Backing struct {
+	// NATS is the single NATS server, nil when NATSCluster is set.
 	NATS, Redis, MinIO *Server
-	Bucket             string
+	// NATSCluster replaces NATS with a cluster; streams and buckets then
+	// get as many replicas as it has nodes (INFERQ_JS_REPLICAS).
+	NATSCluster *NATSCluster
+	Bucket      string
+}
+
+// NATSURL is the URL a client of b's NATS dials: every node's, comma
+// separated, for a cluster.
+func (b *Backing) NATSURL() string {
+	if b.NATSCluster != nil {
+		return b.NATSCluster.URL()
+	}
+	return "nats://" + b.NATS.Addr
 }
 
 // Env is the INFERQ_* configuration that points a process at b.
 func (b *Backing) Env() []string {
-	return []string{
-		"INFERQ_NATS_URL=nats://" + b.NATS.Addr,
+	env := []string{
+		"INFERQ_NATS_URL=" + b.NATSURL(),
 		"INFERQ_REDIS_URL=redis://" + b.Redis.Addr + "/0",
 		"INFERQ_S3_ENDPOINT=http://" + b.MinIO.Addr,
 		"INFERQ_S3_ACCESS_KEY=" + MinIOUser,
 		"INFERQ_S3_SECRET_KEY=" + MinIOPassword,
 		"INFERQ_S3_BUCKET=" + b.Bucket,
 	}
+	if b.NATSCluster != nil {
+		env = append(env, fmt.Sprintf("INFERQ_JS_REPLICAS=%d", min(len(b.NATSCluster.Nodes), 5)))
+	}
+	return env
 }
 
 // Tenant is a tenant the harness made, with its clear API key.
@@ -249,9 +266,20 @@ func (f *Fleet) Logs() []string {
 // StartBacking starts NATS and Redis in dir, and uses minio (shared by
 // tests, one bucket each) or starts a MinIO of its own when minio is nil.
 func StartBacking(dir string, minio *Server, bucket string) (*Backing, error) {
+	return StartBackingNATS(dir, minio, bucket, 1)
+}
+
+// StartBackingNATS is StartBacking with natsNodes NATS servers: more than
+// one makes a NATSCluster.
+func StartBackingNATS(dir string, minio *Server, bucket string, natsNodes int) (*Backing, error) {
 	b := &Backing{Bucket: bucket, MinIO: minio}
 	var err error
-	if b.NATS, err = StartNATS(dir); err != nil {
+	if natsNodes > 1 {
+		b.NATSCluster, err = StartNATSCluster(dir, natsNodes)
+	} else {
+		b.NATS, err = StartNATS(dir)
+	}
+	if err != nil {
 		return nil, err
 	}
 	if b.Redis, err = StartRedis(dir); err != nil {
@@ -274,5 +302,8 @@ func (b *Backing) Stop() {
 		if s != nil {
 			s.Stop(5 * time.Second)
 		}
+	}
+	if b.NATSCluster != nil {
+		b.NATSCluster.Stop()
 	}
 }

@@ -28,6 +28,9 @@ type Registry struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	models map[string]*Model
+	// extra holds versions other than the newest that a rollout still
+	// routes jobs to (versions.go).
+	extra map[string]map[string]*Model
 }
 
 // Open loads the models of dir (only those named, if any) with instances
@@ -142,9 +145,7 @@ func (r *Registry) Refresh() ([]string, error) {
 		r.mu.Lock()
 		r.models[name] = m
 		r.mu.Unlock()
-		if cur != nil {
-			cur.retire()
-		}
+		r.supersede(cur, m)
 		changed = append(changed, name)
 		if r.log != nil {
 			r.log.Info("model loaded", "model", name, "version", man.Version, "device", r.opts.Device.String(), "instances", r.inst)
@@ -193,10 +194,15 @@ func (r *Registry) Acquire(name string) (*Model, func(), error) {
 // Close closes every model once its batches are done.
 func (r *Registry) Close() {
 	r.mu.Lock()
-	ms := r.models
-	r.models = map[string]*Model{}
+	ms, extra := r.models, r.extra
+	r.models, r.extra = map[string]*Model{}, nil
 	r.mu.Unlock()
 	for _, m := range ms {
 		m.retire()
+	}
+	for _, vs := range extra {
+		for _, m := range vs {
+			m.retire()
+		}
 	}
 }

@@ -121,7 +121,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		if !ok {
 			s.m.leader.Set(0)
-			sleep(ctx, coord.LeaseTTL/6)
+			sleep(ctx, kv.LeaseTTL/6)
 			continue
 		}
 		s.log.Info("leading", "id", s.id)
@@ -150,8 +150,8 @@ func sleep(ctx context.Context, d time.Duration) {
 
 // keep renews the lease until ctx ends or the lease is lost; it cancels
 // lead when leadership can no longer be vouched for.
-func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, lost context.CancelFunc) {
-	t := time.NewTicker(coord.LeaseTTL / 4)
+func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, ttl time.Duration, lost context.CancelFunc) {
+	t := time.NewTicker(ttl / 4)
 	defer t.Stop()
 	last := time.Now()
 	for {
@@ -168,7 +168,7 @@ func (s *Scheduler) keep(ctx context.Context, lease *coord.Lease, lost context.C
 			s.log.Warn("lease lost to another scheduler")
 			lost()
 			return
-		case time.Since(last) > coord.LeaseTTL*2/3:
+		case time.Since(last) > ttl*2/3:
 			// Unable to renew for most of the TTL: another scheduler may
 			// take over any moment, so stop first.
 			s.log.Warn("cannot renew the lease, stepping down", "err", err)
@@ -187,7 +187,7 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.keep(ctx, lease, cancel)
+		s.keep(ctx, lease, kv.LeaseTTL, cancel)
 	}()
 	if s.cfg.OnLead != nil {
 		wg.Add(1)
@@ -198,12 +198,6 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 	}
 	s.queues, s.held, s.capacity, s.busy = map[string]*modelQueue{}, map[string]held{}, map[string]coord.ModelCapacity{}, nil
 	defer s.m.clear()
-	// A new leader takes every unacked submitted job: recreating the
-	// consumer makes them all deliverable again, at once.
-	cons, err := queue.ResetSchedulerConsumer(ctx, s.cfg.JS)
-	if err != nil {
-		return err
-	}
 	runStream, err := s.cfg.JS.Stream(ctx, queue.RunStream)
 	if err != nil {
 		return fmt.Errorf("run stream: %w", err)
@@ -211,16 +205,12 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 	// Submitted jobs and cancellations arrive on their own goroutines;
 	// this loop alone owns the queues.
 	incoming := make(chan jetstream.Msg, 4096)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
-		select {
-		case incoming <- m:
-		case <-ctx.Done():
-		}
-	}, jetstream.PullMaxMessages(1000))
+	gone := make(chan struct{}, 1)
+	sc, err := s.consumeSubmitted(ctx, incoming, gone)
 	if err != nil {
-		return fmt.Errorf("consume submitted jobs: %w", err)
+		return err
 	}
-	defer cc.Stop()
+	defer func() { sc.Stop() }()
 	// Cancellations have a subject of their own, so that the scheduler
 	// does not read every other state change of every job.
 	canceled := make(chan string, 1024)
@@ -286,11 +276,75 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 			s.readCapacity(ctx, kv)
 		case <-slow.C:
 			s.refresh(ctx, kv)
+			s.checkConsumer(ctx, sc, gone)
+		case <-gone:
+			// On a NATS cluster a meta-leader election racing our reset
+			// can leave the consumer deleted after we created it; the
+			// pull then ends without a word and nothing would be
+			// dispatched again (TestNATSRunLeaderKilled). Take the
+			// consumer back: every unacked job is redelivered, and accept
+			// keeps one queue entry per job.
+			s.log.Warn("submitted-jobs consumer vanished, recreating it")
+			sc.Stop()
+			if sc, err = s.consumeSubmitted(ctx, incoming, gone); err != nil {
+				return err
+			}
 		}
 		if err := s.dispatch(ctx, runStream, recount); err != nil && ctx.Err() == nil {
 			s.log.Warn("dispatch", "err", err)
 			sleep(ctx, time.Second)
 		}
+	}
+}
+
+// submitted is the leader's pull of submitted jobs.
+type submitted struct {
+	cons jetstream.Consumer
+	cc   jetstream.ConsumeContext
+}
+
+// Stop ends the pull.
+func (sc submitted) Stop() { sc.cc.Stop() }
+
+// consumeSubmitted (re)creates the scheduler's consumer and pulls from it
+// into incoming. A new leader takes every unacked submitted job:
+// recreating the consumer makes them all deliverable again, at once. A
+// consumer deleted under the pull is told on gone.
+func (s *Scheduler) consumeSubmitted(ctx context.Context, incoming chan<- jetstream.Msg, gone chan struct{}) (submitted, error) {
+	cons, err := queue.ResetSchedulerConsumer(ctx, s.cfg.JS)
+	if err != nil {
+		return submitted{}, err
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		select {
+		case incoming <- m:
+		case <-ctx.Done():
+		}
+	}, jetstream.PullMaxMessages(1000), jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			s.signalGone(gone)
+		}
+	}))
+	if err != nil {
+		return submitted{}, fmt.Errorf("consume submitted jobs: %w", err)
+	}
+	return submitted{cons: cons, cc: cc}, nil
+}
+
+// checkConsumer tells gone when the consumer no longer exists; briefly,
+// so that an unanswered check never holds up dispatch.
+func (s *Scheduler) checkConsumer(ctx context.Context, sc submitted, gone chan struct{}) {
+	ctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	if _, err := sc.cons.Info(ctx); errors.Is(err, jetstream.ErrConsumerNotFound) {
+		s.signalGone(gone)
+	}
+}
+
+func (s *Scheduler) signalGone(gone chan struct{}) {
+	select {
+	case gone <- struct{}{}:
+	default:
 	}
 }
 

@@ -253,3 +253,43 @@ func TestCanceledHeldJobDropped(t *testing.T) {
 	queue.PublishEvent(r.nc, j.Tenant, j.ID, jobs.Canceled, now)
 	eventually(t, "the canceled job's submission acked", func() bool { return r.jobsLeft(t) == 0 })
 }
+
+// TestConsumerDeletedUnderLeader: the submitted-jobs consumer deleted
+// while the scheduler leads (what a NATS meta-leader election racing the
+// leader's reset did in TestNATSRunLeaderKilled) is recreated: jobs held
+// before and submitted after are dispatched, each once.
+func TestConsumerDeletedUnderLeader(t *testing.T) {
+	r := newDispatchRig(t)
+	ctx := context.Background()
+	before := r.submit(t, nil)
+	eventually(t, "the scheduler's consumer", func() bool {
+		_, err := r.js.Consumer(ctx, queue.JobsStream, queue.SchedulerConsumer)
+		return err == nil
+	})
+	time.Sleep(200 * time.Millisecond) // the held job reaches the scheduler
+	if err := r.js.DeleteConsumer(ctx, queue.JobsStream, queue.SchedulerConsumer); err != nil {
+		t.Fatal(err)
+	}
+	after := r.submit(t, nil)
+	r.worker(t, 10)
+	got := map[string]int{}
+	eventually(t, "both jobs dispatched", func() bool {
+		for _, m := range r.runMessages(t, 10, 200*time.Millisecond, true) {
+			msg, err := jobs.DecodeMessage(m.Data())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got[msg.ID]++
+		}
+		return got[before.ID] > 0 && got[after.ID] > 0
+	})
+	eventually(t, "every submitted message acked", func() bool { return r.jobsLeft(t) == 0 })
+	time.Sleep(500 * time.Millisecond)
+	for _, m := range r.runMessages(t, 10, 200*time.Millisecond, true) {
+		msg, _ := jobs.DecodeMessage(m.Data())
+		got[msg.ID]++
+	}
+	if got[before.ID] != 1 || got[after.ID] != 1 {
+		t.Fatalf("run messages per job: %v, want one each", got)
+	}
+}

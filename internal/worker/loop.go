@@ -2,6 +2,7 @@ package worker
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -28,6 +29,8 @@ type modelLoop struct {
 	arrivals RateMeter
 	// idle counts the executors waiting for a batch.
 	idle atomic.Int32
+	// shadows feeds the shadow comparisons of a rollout (rollout.go).
+	shadows chan shadowWork
 }
 
 // defaultMaxWait caps a partial batch's wait when the manifest sets none.
@@ -63,6 +66,7 @@ type batch struct {
 // batch (fetching inputs from S3, decoding them) while up to Instances
 // batches run their inference.
 func (l *modelLoop) run(fetch, work context.Context) {
+	defer l.compareShadows(work)()
 	ready := make(chan *batch)
 	var wg sync.WaitGroup
 	for i := 0; i < l.w.cfg.Instances; i++ {
@@ -96,16 +100,18 @@ func (l *modelLoop) run(fetch, work context.Context) {
 		if len(msgs) == 0 {
 			continue
 		}
-		b := l.prepare(work, msgs)
-		if b == nil {
-			continue
-		}
-		select {
-		case ready <- b:
-		case <-work.Done():
-			b.stopHB()
-			b.release()
-			return
+		for _, g := range l.route(fetch, msgs) {
+			b := l.prepare(work, g.msgs, g.version)
+			if b == nil {
+				continue
+			}
+			select {
+			case ready <- b:
+			case <-work.Done():
+				b.stopHB()
+				b.release()
+				return
+			}
 		}
 	}
 }
@@ -204,9 +210,10 @@ func isTimeout(err error) bool {
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat) || err.Error() == "nats: timeout"
 }
 
-// prepare reads the records and inputs of a batch and decodes them. It
-// returns nil when nothing in the batch is left to run.
-func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
+// prepare reads the records and inputs of a batch and decodes them for
+// version (a rollout's choice; "": the newest). It returns nil when
+// nothing in the batch is left to run.
+func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg, version string) *batch {
 	w := l.w
 	items := make([]*item, 0, len(msgs))
 	for _, msg := range msgs {
@@ -237,12 +244,13 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg) *batch {
 	if err := w.retry(ctx, "s3", func() error { return l.fetchInputs(ctx, items) }); err != nil {
 		return abandon()
 	}
-	m, release, err := w.cfg.Registry.Acquire(l.model)
+	m, release, err := l.acquire(version)
 	if err != nil {
 		w.log.Error("model gone", "model", l.model, "err", err)
 		return abandon()
 	}
 	b.model, b.release = m, release
+	l.keepForRescue(ctx, m, items)
 	l.decode(m, items)
 	return b
 }
@@ -342,12 +350,14 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 			runnable = append(runnable, it)
 		}
 	}
+	var took time.Duration
 	if len(runnable) > 0 {
 		start := time.Now()
 		w.runSplit(b.model, runnable)
-		took := time.Since(start)
+		took = time.Since(start)
 		l.service.Observe(len(runnable), took)
 		w.m.observeBatch(l.model, len(runnable), took)
+		l.rescue(ctx, b.model, runnable)
 	}
 	if err := w.retry(ctx, "s3", func() error { return l.storeLarge(ctx, b.items) }); err != nil {
 		l.handBack(b.items)
@@ -357,6 +367,7 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 		l.handBack(b.items)
 		return
 	}
+	l.judged(ctx, b.model, runnable, took)
 }
 
 func (l *modelLoop) handBack(items []*item) {
@@ -445,7 +456,7 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 		if it.done {
 			continue
 		}
-		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: version, Result: it.out.Result}
+		to, u := jobs.Succeeded, jobs.Update{FinishedAt: now, ModelVersion: cmp.Or(it.version, version), Result: it.out.Result}
 		if it.out.Err != nil {
 			to, u.Result = jobs.Failed, nil
 			var je *jobs.Error

@@ -24,6 +24,7 @@ import (
 	"github.com/inferq/inferq/internal/models"
 	"github.com/inferq/inferq/internal/ops"
 	"github.com/inferq/inferq/internal/queue"
+	"github.com/inferq/inferq/internal/rollout"
 )
 
 // Config is what a worker needs.
@@ -62,6 +63,11 @@ type Config struct {
 	// terminal state, once each, after their states are durable, a batch
 	// at a time (webhooks and batch completion hang here).
 	OnFinish func(ctx context.Context, ended []jobs.Ended)
+	// Rollouts, when set, routes each model's jobs by its rollout and
+	// counts them for the judge (nil: the newest version serves all).
+	Rollouts *rollout.Store
+	// RolloutRefresh is how often a model's rollout is reread (0: 2 s).
+	RolloutRefresh time.Duration
 }
 
 func (w *Worker) finished(ctx context.Context, ended []jobs.Ended) {
@@ -75,6 +81,9 @@ type Worker struct {
 	cfg Config
 	log *slog.Logger
 	m   *metrics
+	// rollouts and shadowCost serve model rollouts (rollout.go).
+	rollouts   rollouts
+	shadowCost *shadowCost
 }
 
 // New builds a worker.
@@ -88,8 +97,12 @@ func New(cfg Config) *Worker {
 	if cfg.HoldLimit <= 0 {
 		cfg.HoldLimit = 5 * time.Minute
 	}
+	if cfg.RolloutRefresh <= 0 {
+		cfg.RolloutRefresh = defaultRolloutRefresh
+	}
 	w := &Worker{cfg: cfg, log: cfg.Log}
 	w.m = newMetrics(cfg.Ops.Registry, cfg.Device)
+	w.shadowCost = newShadowCost(cfg.Ops.Registry)
 	return w
 }
 
@@ -188,6 +201,12 @@ type item struct {
 	// done is set once the job needs no more work in this batch (skipped,
 	// failed early, or finished); running once its record says running.
 	done, running bool
+	// raw keeps the input of a job on a rollout's new version, for a
+	// rescue on the old one; version is the version that answered, when
+	// not the batch's (rollout.go).
+	raw     []byte
+	version string
+	rescued bool
 }
 
 // transient marks an error of a backing service: the batch is held and

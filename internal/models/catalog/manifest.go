@@ -42,6 +42,10 @@ type Manifest struct {
 	// Files are extra files by role (labels, dictionaries, second graphs),
 	// relative to the manifest.
 	Files map[string]string `yaml:"files,omitempty" json:"-"`
+	// Rollout, when set, serves this version to a share of the model's
+	// jobs beside the one before it until it is judged (package rollout
+	// reads and checks it); without it a new version replaces the old.
+	Rollout map[string]string `yaml:"rollout,omitempty" json:"-"`
 
 	dir string
 }
@@ -206,4 +210,40 @@ func versionLess(a, b string) bool {
 		return x < y
 	}
 	return a < b
+}
+
+// Version reads one version of a model under dir, checking that it is
+// what its directory says.
+func Version(dir, name, version string) (*Manifest, error) {
+	if !ValidName(name) || !ValidName(version) {
+		return nil, fmt.Errorf("model %q version %q: bad name", name, version)
+	}
+	m, err := LoadManifest(filepath.Join(dir, name, version))
+	if err != nil {
+		return nil, err
+	}
+	if m.Name != name || m.Version != version {
+		return nil, fmt.Errorf("model %s version %s: manifest names %s version %s", name, version, m.Name, m.Version)
+	}
+	return m, nil
+}
+
+// Previous is the newest version of a model under dir older than version
+// ("" when there is none): the version a rollout of version starts from.
+func Previous(dir, name, version string) (string, error) {
+	entries, err := os.ReadDir(filepath.Join(dir, name))
+	if err != nil {
+		return "", fmt.Errorf("model %s: %w", name, err)
+	}
+	prev := ""
+	for _, e := range entries {
+		v := e.Name()
+		if !e.IsDir() || !ValidName(v) || !versionLess(v, version) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, name, v, ManifestFile)); err == nil && (prev == "" || versionLess(prev, v)) {
+			prev = v
+		}
+	}
+	return prev, nil
 }

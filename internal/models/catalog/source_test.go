@@ -78,3 +78,23 @@ func TestS3SourceSync(t *testing.T) {
 		t.Fatalf("third sync fetched %d, want 0", n)
 	}
 }
+
+func TestPrevious(t *testing.T) {
+	dir := t.TempDir()
+	for _, v := range []string{"1", "2", "9", "10", "x"} {
+		d := filepath.Join(dir, "m", v)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if v != "9" { // a version directory without a manifest is not one
+			if err := os.WriteFile(filepath.Join(d, ManifestFile), []byte("name: m\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for v, want := range map[string]string{"10": "2", "2": "1", "1": ""} {
+		if got, err := Previous(dir, "m", v); err != nil || got != want {
+			t.Errorf("Previous(%s) = %q %v, want %q", v, got, err, want)
+		}
+	}
+}
