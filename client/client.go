@@ -73,6 +73,14 @@ type Job struct {
 	BatchID             string          `json:"batch_id"`
 	FileName            string          `json:"file_name"`
 	StatusURL           string          `json:"status_url,omitempty"`
+	// Progress is a running document's pages read so far.
+	Progress *Progress `json:"progress,omitempty"`
+}
+
+// Progress is how far a document job is.
+type Progress struct {
+	PagesDone int `json:"pages_done"`
+	Pages     int `json:"pages"`
 }
 
 // Terminal reports whether the job has ended.

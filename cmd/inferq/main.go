@@ -62,7 +62,7 @@ const usage = `usage:
   inferq submit --model M [--wait] PATH...   a file: one job; a directory, several files
                                              or an archive (.zip, .tar.gz, .tar): one batch
       [--webhook URL] [--job-webhooks] [--metadata JSON] [--deadline-ms N]
-      [--idempotency-key K] [--progress auto|always|never]
+      [--idempotency-key K] [--progress auto|always|never] [--force-ocr]
   inferq status JOB|BATCH [--wait 30s]       show a job or a batch
   inferq results BATCH [--status S]          the batch's jobs as NDJSON, in submit order
   inferq cancel JOB|BATCH                    cancel a job, or a batch's jobs, not yet ended
@@ -162,6 +162,7 @@ func (c *cli) submit(ctx context.Context, fs *flag.FlagSet, args []string) error
 	deadline := fs.Int64("deadline-ms", 0, "deadline from now, ms (later than the tier's)")
 	idem := fs.String("idempotency-key", "", "Idempotency-Key: a retry with the same key returns the first answer")
 	progress := fs.String("progress", "auto", "progress bars on stderr: auto (on a terminal), always, never")
+	forceOCR := fs.Bool("force-ocr", false, "read every page of a PDF through OCR, text layer or not")
 	paths, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -183,9 +184,13 @@ func (c *cli) submit(ctx context.Context, fs *flag.FlagSet, args []string) error
 			return err
 		}
 		if fi.Mode().IsRegular() && archive.KindFromName(paths[0]) == "" {
+			ct := mime.TypeByExtension(filepath.Ext(paths[0]))
+			if *forceOCR && ct == "application/pdf" {
+				ct += "; ocr=force"
+			}
 			return c.submitOne(ctx, cl, client.Submit{Model: *model, FileName: filepath.Base(paths[0]),
-				ContentType: mime.TypeByExtension(filepath.Ext(paths[0])), DeadlineMS: *deadline,
-				WebhookURL: *hook, Metadata: metadata, IdempotencyKey: *idem}, paths[0], *wait)
+				ContentType: ct, DeadlineMS: *deadline,
+				WebhookURL: *hook, Metadata: metadata, IdempotencyKey: *idem}, paths[0], *wait, bars)
 		}
 	}
 	bs := client.BatchSubmit{Model: *model, DeadlineMS: *deadline, WebhookURL: *hook, JobWebhooks: *jobHooks,
@@ -279,7 +284,7 @@ func collect(paths []string) ([]client.File, error) {
 	return out, nil
 }
 
-func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit, path string, wait bool) error {
+func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit, path string, wait, bars bool) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -291,7 +296,15 @@ func (c *cli) submitOne(ctx context.Context, cl *client.Client, s client.Submit,
 		return err
 	}
 	if wait {
-		if j, err = cl.Wait(ctx, j.ID); err != nil {
+		if bars {
+			j, err = c.waitPages(ctx, cl, j.ID)
+		} else {
+			j, err = cl.Wait(ctx, j.ID)
+		}
+		if err != nil {
+			return err
+		}
+		if done, err := c.printDocument(ctx, cl, j); done || err != nil {
 			return err
 		}
 	}

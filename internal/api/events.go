@@ -38,7 +38,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 		fmt.Fprintf(w, "event: %s\ndata: %s\n\n", event, b)
 		fl.Flush()
 	}
-	send("status", queue.Event{ID: j.ID, Status: j.Status, At: time.Now().UTC().Format(jobs.TimeFormat)})
+	send("status", queue.Event{ID: j.ID, Status: j.Status, At: time.Now().UTC().Format(jobs.TimeFormat), Progress: j.Progress})
 	keepalive := time.NewTicker(recheck)
 	defer keepalive.Stop()
 	for !j.Status.Terminal() {
@@ -57,6 +57,10 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, t *tenants.Tenan
 			fmt.Fprint(w, ": keepalive\n\n")
 			fl.Flush()
 		case ev := <-ch:
+			if ev.Progress != nil {
+				send("progress", ev)
+				continue
+			}
 			send("status", ev)
 			j.Status = ev.Status
 		}

@@ -287,6 +287,9 @@ func errUnknownModel(name string) *apiError {
 // accepts matches a content type against a model's list ("*/*" and
 // "image/*" style wildcards; an empty list takes anything).
 func accepts(list []string, ct string) bool {
+	if bare, _, err := mime.ParseMediaType(ct); err == nil {
+		ct = bare
+	}
 	if len(list) == 0 {
 		return true
 	}

@@ -157,6 +157,7 @@ func Scenarios() []Scenario {
 		{"batching", "adaptive batching against max_batch 1", aboutBatching, runBatching},
 		{"sla", "scheduling policies under overload: simulator and real fleet", aboutSLA, runSLA},
 		{"scale-out", "a three-node NATS cluster with R3 against one node with R1", aboutScaleOut, runScaleOut},
+		{"documents", "a scanned PDF against its pages as image jobs", aboutDocuments, runDocuments},
 	}
 }
 

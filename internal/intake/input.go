@@ -230,9 +230,18 @@ func (in *Intake) removeObjects(ctx context.Context, keys []string) {
 // what its first bytes look like, refined by its file name's extension
 // when the bytes say only "some bytes" or "some text" (JSON, .npy).
 func SniffType(declared string, head []byte, name string) string {
-	ct, _, _ := mime.ParseMediaType(declared)
+	ct, params, _ := mime.ParseMediaType(declared)
 	if ct != "" && ct != "application/octet-stream" {
+		// "ocr=force" is the one parameter kept: it asks the ocr model to
+		// read a document's every page through OCR, text layer or not.
+		if params["ocr"] == "force" {
+			return mime.FormatMediaType(ct, map[string]string{"ocr": "force"})
+		}
 		return ct
+	}
+	// The standard sniffer knows no TIFF, which documents arrive as.
+	if bytes.HasPrefix(head, []byte("II*\x00")) || bytes.HasPrefix(head, []byte("MM\x00*")) {
+		return "image/tiff"
 	}
 	ct, _, _ = mime.ParseMediaType(http.DetectContentType(head))
 	if ct == "application/octet-stream" || ct == "text/plain" {

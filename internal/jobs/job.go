@@ -96,6 +96,8 @@ type Job struct {
 	ContentType string `json:"-"`
 	InputSize   int64  `json:"-"`
 	WebhookURL  string `json:"webhook_url,omitempty"`
+	// Progress is a document job's pages read so far.
+	Progress *Progress `json:"progress,omitempty"`
 }
 
 // NewID returns a fresh job id: a ULID, so ids sort by creation time.

@@ -305,6 +305,9 @@ func decode(m map[string]string) (*Job, error) {
 		ContentType: m["content_type"], WebhookURL: m["webhook_url"],
 	}
 	j.Attempts, _ = strconv.Atoi(m["attempts"])
+	if !j.Status.Terminal() { // an ended job's progress is its result
+		j.Progress = decodeProgress(m["progress"])
+	}
 	j.InputSize, _ = strconv.ParseInt(m["input_size"], 10, 64)
 	if v, ok := m["met_deadline"]; ok {
 		met := v == "1"

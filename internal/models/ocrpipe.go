@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/inferq/inferq/internal/documents"
 	"github.com/inferq/inferq/internal/models/catalog"
 	"image"
 	"os"
@@ -60,6 +61,9 @@ func (p *ocrPipeline) close() {
 }
 
 func (p *ocrPipeline) prepare(in Input) (Sample, error) {
+	if documents.Sniff(in.Data) != documents.NotDocument {
+		return prepareDocument(in)
+	}
 	img, _, err := preprocess.DecodeImage(in.Data, p.man.Preprocess.MaxPixels)
 	if err != nil {
 		return nil, inputError(err)
@@ -74,6 +78,10 @@ func (p *ocrPipeline) run(det *ort.Session, batch []Sample) ([]Outcome, error) {
 	defer func() { p.recs <- rec }()
 	out := make([]Outcome, len(batch))
 	for i, s := range batch {
+		if d, ok := s.(*documentSample); ok {
+			out[i] = p.readDocument(d, det, rec)
+			continue
+		}
 		res, err := ocr.Recognize(s.(image.Image), det, rec, p.dict, p.params)
 		if err != nil {
 			if len(batch) == 1 {

@@ -14,6 +14,8 @@ type Event struct {
 	ID     string     `json:"id"`
 	Status jobs.State `json:"status"`
 	At     string     `json:"at"`
+	// Progress is set on a running document's progress events.
+	Progress *jobs.Progress `json:"progress,omitempty"`
 }
 
 // CanceledSubject carries the cancellations of every tenant's jobs (the
@@ -30,4 +32,11 @@ func PublishEvent(nc *nats.Conn, tenant, id string, st jobs.State, at time.Time)
 	if st == jobs.Canceled {
 		_ = nc.Publish(CanceledSubject, b)
 	}
+}
+
+// PublishProgress announces a running document job's progress on its
+// event subject (a status event of "running" that carries progress).
+func PublishProgress(nc *nats.Conn, tenant, id string, p jobs.Progress, at time.Time) {
+	b, _ := json.Marshal(Event{ID: id, Status: jobs.Running, At: at.UTC().Format(jobs.TimeFormat), Progress: &p})
+	_ = nc.Publish(EventSubject(tenant, id), b)
 }

@@ -350,7 +350,7 @@ func (l *modelLoop) decode(m *models.Model, items []*item) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.job.ContentType})
+			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.job.ContentType, Progress: l.w.progress(it.job)})
 			it.input, it.job.Input = nil, nil
 			if err != nil {
 				var ie *models.InputError

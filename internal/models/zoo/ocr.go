@@ -33,7 +33,7 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 		"rec.onnx":    filepath.Join(srcDir, OCRRecSource),
 		OCRDictSource: filepath.Join(srcDir, OCRDictSource),
 	}
-	key := "ocr/1"
+	key := "ocr/1+documents"
 	for _, fn := range []string{"det.onnx", "rec.onnx", OCRDictSource} {
 		sum, _, err := hashFile(srcs[fn])
 		if err != nil {
@@ -53,11 +53,11 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 		return &bundle{
 			links: srcs,
 			manifest: catalog.Manifest{
-				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over ppocr_keys_v1.txt); a page image in, its text lines with boxes out.",
+				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over ppocr_keys_v1.txt); a page image in, its text lines with boxes out; a PDF or multi-page TIFF in, each page read in order (a PDF page with a text layer read from it, without OCR).",
 				File:         "det.onnx",
 				Inputs:       ioSpecs(det.Inputs),
 				Outputs:      ioSpecs(det.Outputs),
-				ContentTypes: []string{"image/*"},
+				ContentTypes: []string{"image/*", "application/pdf"},
 				Preprocess:   catalog.Preprocess{Kind: "ocr"},
 				Postprocess:  catalog.Postprocess{Kind: "ocr"},
 				MaxBatch:     4,

@@ -1,0 +1,354 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"image"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/inferq/inferq/client"
+	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/pages"
+)
+
+type docResult struct {
+	Pages       int    `json:"pages"`
+	Text        string `json:"text"`
+	PageResults []struct {
+		Page   int    `json:"page"`
+		Source string `json:"source"`
+		Text   string `json:"text"`
+		Lines  []struct {
+			Text string `json:"text"`
+		} `json:"lines"`
+	} `json:"page_results"`
+}
+
+// TestDocumentsThroughAPI: scanned and digital PDFs and a multi-page TIFF
+// read page by page through the whole HTTP path, and hostile documents
+// each failing with their own code while the worker keeps serving.
+func TestDocumentsThroughAPI(t *testing.T) {
+	// Results over 512 bytes go to S3: the scanned documents' do.
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_MAX_PAGES=20", "INFERQ_MAX_INLINE_RESULT=512"}})
+	ctx := ctxT(t, 5*time.Minute)
+	c := f.client("globex")
+
+	// Scanned pages: text rendered at 28 px embedded at 150 dpi (about
+	// 13 pt), read back at the default 150 dpi.
+	texts := [][]string{pages.Lines[0], pages.Lines[1], pages.Lines[0][:2]}
+	var imgs []image.Image
+	var scanned []pages.PDFPage
+	for _, tx := range texts {
+		img, err := pages.Render(pages.Regular, 28, tx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		imgs = append(imgs, img)
+		scanned = append(scanned, pages.PDFPage{Image: img})
+	}
+	digital := []string{"Quarterly report 2026", "Revenue rose 12% to 4.2 million (EUR)."}
+	many := make([]pages.PDFPage, 21)
+	for i := range many {
+		many[i] = pages.PDFPage{Text: []string{"p"}}
+	}
+	goodPDF := pages.PDF([]pages.PDFPage{{Text: digital}})
+	encrypted := strings.Replace(string(goodPDF), "trailer\n<<", "trailer\n<< /Encrypt << /Filter /Standard /V 1 /R 2 /P -4 /O <"+strings.Repeat("7a", 32)+"> /U <"+strings.Repeat("3c", 32)+"> >> /ID [<"+strings.Repeat("11", 16)+"> <"+strings.Repeat("11", 16)+">]", 1)
+
+	inputs := [][]byte{
+		pages.PDF(scanned),
+		pages.TIFF(imgs),
+		goodPDF,
+		pages.PDF([]pages.PDFPage{{Text: digital}, scanned[1]}),
+		pages.PDF(many),
+		[]byte(encrypted),
+		[]byte("%PDF-1.7\nnot really a PDF at all"),
+	}
+	jobs := submitAll(t, ctx, c, "ocr", inputs, "")
+
+	cer := func(name string, r docResult, want [][]string) {
+		t.Helper()
+		var edits, chars int
+		for i, pr := range r.PageResults {
+			var got []string
+			for _, l := range pr.Lines {
+				got = append(got, l.Text)
+			}
+			e, n := pages.Errors(got, want[i])
+			edits, chars = edits+e, chars+n
+		}
+		rate := float64(edits) / float64(chars)
+		t.Logf("%s: %d edits in %d characters: CER %.2f%%", name, edits, chars, 100*rate)
+		if rate > 0.02 {
+			t.Errorf("%s: CER %.2f%%, want at most 2%%", name, 100*rate)
+		}
+	}
+	read := func(i int, pagesWant int, sources ...string) docResult {
+		t.Helper()
+		j := jobs[i]
+		if j.Status != "succeeded" {
+			t.Fatalf("document %d: %s %+v", i, j.Status, j.Error)
+		}
+		res, err := c.Result(ctx, j)
+		if err != nil {
+			t.Fatalf("document %d: %v", i, err)
+		}
+		var r docResult
+		if err := json.Unmarshal(res, &r); err != nil {
+			t.Fatalf("document %d: %v in %.300s", i, err, res)
+		}
+		if r.Pages != pagesWant || len(r.PageResults) != pagesWant {
+			t.Fatalf("document %d: %d pages, %d page results, want %d", i, r.Pages, len(r.PageResults), pagesWant)
+		}
+		var joined []string
+		for k, pr := range r.PageResults {
+			if pr.Page != k+1 || pr.Source != sources[k] {
+				t.Errorf("document %d page result %d: page %d source %q, want page %d source %q", i, k, pr.Page, pr.Source, k+1, sources[k])
+			}
+			joined = append(joined, pr.Text)
+		}
+		if r.Text != strings.Join(joined, "\f") {
+			t.Errorf("document %d: text %q is not its pages' joined by form feeds", i, r.Text)
+		}
+		return r
+	}
+	cer("scanned PDF", read(0, 3, "ocr", "ocr", "ocr"), texts)
+	cer("TIFF", read(1, 3, "ocr", "ocr", "ocr"), texts)
+	if r := read(2, 1, "text"); r.Text != strings.Join(digital, "\n") {
+		t.Errorf("digital PDF: text %q, want exactly %q", r.Text, strings.Join(digital, "\n"))
+	}
+	mixed := read(3, 2, "text", "ocr")
+	if mixed.PageResults[0].Text != strings.Join(digital, "\n") {
+		t.Errorf("mixed PDF page 1: %q", mixed.PageResults[0].Text)
+	}
+	cer("mixed PDF scanned page", docResult{PageResults: mixed.PageResults[1:]}, texts[1:2])
+	for i, code := range map[int]string{4: "too_many_pages", 5: "encrypted_document", 6: "undecodable_input"} {
+		if j := jobs[i]; j.Status != "failed" || j.Error == nil || j.Error.Code != code {
+			t.Errorf("document %d: %s %+v, want failed with %s", i, j.Status, j.Error, code)
+		}
+	}
+
+	// The worker still serves after the hostile ones; "ocr=force" reads
+	// a digital page through OCR.
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(goodPDF), ContentType: "application/pdf; ocr=force"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = c.Wait(ctx, j.ID); err != nil || j.Status != "succeeded" {
+		t.Fatalf("a document after the hostile ones: %v %+v", err, j)
+	}
+	jobs[2] = j
+	cer("digital PDF forced through OCR", read(2, 1, "ocr"), [][]string{digital})
+
+	// The CLI waits for a document and prints its text, pages apart by a
+	// form feed (a stored result is fetched from /output).
+	path := filepath.Join(t.TempDir(), "report.pdf")
+	if err := os.WriteFile(path, inputs[3], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := string(cli(t, f, "globex", "submit", "--model", "ocr", "--wait", "--progress", "always", path))
+	if want := mixed.Text + "\n"; out != want {
+		t.Errorf("inferq submit --wait printed %q, want %q", out, want)
+	}
+}
+
+// TestDocumentWorkerKilled: a worker SIGKILLed while it reads a document
+// loses no page and counts none twice: the document is redelivered, read
+// again from its first page by the next worker, and ends once, with every
+// page in order.
+func TestDocumentWorkerKilled(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ACK_WAIT=2s"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ctx := ctxT(t, 4*time.Minute)
+	var ps []pages.PDFPage
+	var want [][]string
+	for i := 0; i < 8; i++ {
+		lines := pages.Lines[i%2]
+		img, err := pages.Render(pages.Regular, 28, lines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps = append(ps, pages.PDFPage{Image: img})
+		want = append(want, lines)
+	}
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(pages.PDF(ps)), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The SSE stream tells the pages as they are read.
+	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
+	req.Header.Set("Authorization", "Bearer "+f.Tenants["globex"].Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sse := make(chan []string, 1)
+	go func() {
+		var progress []string
+		sc := bufio.NewScanner(resp.Body)
+		for ev := ""; sc.Scan(); {
+			line := sc.Text()
+			if e, ok := strings.CutPrefix(line, "event: "); ok {
+				ev = e
+			} else if d, ok := strings.CutPrefix(line, "data: "); ok && ev == "progress" {
+				progress = append(progress, d)
+			}
+		}
+		sse <- progress
+	}()
+	// Kill the worker once GET shows it a page into the document.
+	for {
+		cur, err := c.Get(ctx, j.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Progress != nil && cur.Progress.PagesDone >= 1 {
+			if cur.Progress.Pages != len(ps) || cur.Status != "running" {
+				t.Fatalf("progress %+v of a %s job, want of %d pages while running", *cur.Progress, cur.Status, len(ps))
+			}
+			break
+		}
+		if cur.Terminal() {
+			t.Fatalf("the document ended (%s) before its progress showed", cur.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.Workers[0].Signal(syscall.SIGKILL)
+	f.Workers[0].Wait(10 * time.Second)
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, []string{j.ID}, "succeeded")
+	if j, err = c.Get(ctx, j.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if j.Attempts < 2 {
+		t.Errorf("attempts %d: the kill came after the document ended", j.Attempts)
+	}
+	if j.Progress != nil {
+		t.Errorf("an ended document shows progress %+v", *j.Progress)
+	}
+	select {
+	case progress := <-sse:
+		// The last page's progress may race the document's end (then it
+		// is not told), and the redelivery starts again from page 1:
+		// every event told is of the 8 pages.
+		for _, ev := range progress {
+			var e struct{ Progress client.Progress }
+			if err := json.Unmarshal([]byte(ev), &e); err != nil || e.Progress.Pages != len(ps) || e.Progress.PagesDone < 1 || e.Progress.PagesDone > len(ps) {
+				t.Errorf("SSE progress event %s", ev)
+			}
+		}
+		if len(progress) == 0 {
+			t.Error("no SSE progress events")
+		}
+	case <-time.After(30 * time.Second):
+		t.Error("the SSE stream did not end with the document")
+	}
+	res, err := c.Result(ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r docResult
+	if err := json.Unmarshal(res, &r); err != nil || r.Pages != len(ps) || len(r.PageResults) != len(ps) {
+		t.Fatalf("result %.300s: %v", res, err)
+	}
+	var edits, chars int
+	for i, pr := range r.PageResults {
+		if pr.Page != i+1 {
+			t.Fatalf("page result %d is page %d", i, pr.Page)
+		}
+		e, n := pages.Errors(strings.Split(pr.Text, "\n"), want[i])
+		edits, chars = edits+e, chars+n
+	}
+	if cer := float64(edits) / float64(chars); cer > 0.02 {
+		t.Errorf("CER %.2f%% after the redelivery", 100*cer)
+	}
+}
+
+// TestDocumentCanceled: a document canceled while it runs ends canceled,
+// and its worker reads no further pages of it: the next job on the same
+// worker and model starts only after that batch is over, and by then no
+// progress event has told more than a few pages.
+func TestDocumentCanceled(t *testing.T) {
+	f := startFleet(t, fleettest.Options{})
+	c := f.client("globex")
+	ctx := ctxT(t, 3*time.Minute)
+	img, err := pages.Render(pages.Regular, 28, pages.Lines[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps := make([]pages.PDFPage, 30)
+	for i := range ps {
+		ps[i] = pages.PDFPage{Image: img}
+	}
+	nc, err := nats.Connect("nats://" + f.back.NATS.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(pages.PDF(ps)), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	most := 0
+	sub, err := nc.Subscribe("jobs.events.*."+j.ID, func(m *nats.Msg) {
+		var ev struct {
+			Progress *client.Progress `json:"progress"`
+		}
+		if json.Unmarshal(m.Data, &ev) == nil && ev.Progress != nil {
+			mu.Lock()
+			most = max(most, ev.Progress.PagesDone)
+			mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	for {
+		cur, err := c.Get(ctx, j.ID, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cur.Progress != nil && cur.Progress.PagesDone >= 1 {
+			break
+		}
+		if cur.Terminal() {
+			t.Fatalf("the document ended (%s) before its progress showed", cur.Status)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cj, err := c.Cancel(ctx, j.ID); err != nil || cj.Status != "canceled" {
+		t.Fatalf("cancel: %v %+v", err, cj)
+	}
+	page, err := pages.PNG(pages.Regular, 28, pages.Lines[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	next := submitAll(t, ctx, c, "ocr", [][]byte{page}, "image/png")
+	if next[0].Status != "succeeded" {
+		t.Fatalf("the next job: %s %+v", next[0].Status, next[0].Error)
+	}
+	if j, err = c.Get(ctx, j.ID, 0); err != nil || j.Status != "canceled" {
+		t.Fatalf("the document after its cancel: %v %+v", err, j)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if most >= len(ps)/2 {
+		t.Fatalf("progress told %d of %d pages read after a cancel at page 1", most, len(ps))
+	}
+	t.Logf("canceled at page 1; the worker stopped after page %d of %d", most, len(ps))
+}

@@ -1,0 +1,111 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
+	"sync"
+	"time"
+
+	"github.com/inferq/inferq/client"
+	"github.com/inferq/inferq/internal/pages"
+)
+
+const aboutDocuments = "The same scanned A4 pages (150 dpi) through the fleet's `ocr` model twice, one after the other on one fleet: as one PDF document job, and as one image job a page, all submitted at once. The ratio is the document's pages per second over the image jobs'; a document is read by the one worker that takes it, page after page, so this is what a document costs against spreading its pages as jobs."
+
+// docPages is how many pages the documents scenario sends: 100, and 2 in
+// the harness's own tiny run.
+func docPages(s Size) int {
+	if s.Name == "tiny" {
+		return 2
+	}
+	return 100
+}
+
+func runDocuments(ctx context.Context, e *env, r *Result) error {
+	f, err := e.startFleet(fleetOpts{name: "documents", models: []string{"ocr"}})
+	if err != nil {
+		return err
+	}
+	defer f.stop()
+	n := docPages(e.size)
+	// A4 at 150 dpi, text at the top left: the PDF page is exactly this
+	// image, so both ways read the same pixels.
+	var pngs [][]byte
+	var pdfPages []pages.PDFPage
+	for i := range n {
+		text, err := pages.Render(pages.Regular, 28, pages.Lines[i%len(pages.Lines)])
+		if err != nil {
+			return err
+		}
+		page := image.NewGray(image.Rect(0, 0, 1240, 1754))
+		draw.Draw(page, page.Rect, image.White, image.Point{}, draw.Src)
+		draw.Draw(page, text.Bounds(), text, image.Point{}, draw.Src)
+		var b bytes.Buffer
+		if err := png.Encode(&b, page); err != nil {
+			return err
+		}
+		pngs = append(pngs, b.Bytes())
+		pdfPages = append(pdfPages, pages.PDFPage{Image: page, DPI: 150, WPt: 1240 * 72 / 150.0, HPt: 1754 * 72 / 150.0})
+	}
+	pdf := pages.PDF(pdfPages)
+	c := client.New(f.URL, f.keys["standard"])
+	one := func(data []byte, ct string) error {
+		j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(data), ContentType: ct})
+		if err != nil {
+			return err
+		}
+		if j, err = c.Wait(ctx, j.ID); err != nil {
+			return err
+		}
+		if j.Status != "succeeded" {
+			return fmt.Errorf("job %s ended %s: %+v", j.ID, j.Status, j.Error)
+		}
+		return nil
+	}
+	// Warm up: the model's sessions, and pdfium's module compiled once.
+	if err := one(pngs[0], "image/png"); err != nil {
+		return fmt.Errorf("warm-up image: %w", err)
+	}
+	if err := one(pages.PDF(pdfPages[:1]), "application/pdf"); err != nil {
+		return fmt.Errorf("warm-up document: %w", err)
+	}
+
+	t0 := time.Now()
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	for _, p := range pngs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if err := one(p, "image/png"); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return fmt.Errorf("image jobs: %w", err)
+	}
+	images := time.Since(t0)
+
+	t0 = time.Now()
+	if err := one(pdf, "application/pdf"); err != nil {
+		return fmt.Errorf("document: %w", err)
+	}
+	doc := time.Since(t0)
+
+	imgRate, docRate := float64(n)/images.Seconds(), float64(n)/doc.Seconds()
+	r.ratio("document_over_images", docRate/imgRate, "pages/s as one PDF job / pages/s as image jobs")
+	r.figure("image_jobs_pages_per_s", imgRate, "pages/s")
+	r.figure("document_pages_per_s", docRate, "pages/s")
+	r.figure("pages", float64(n), "pages")
+	r.atLeast("document_over_images", 0.9, "issue 14: a document is not much slower than its pages sent as jobs")
+	return nil
+}
