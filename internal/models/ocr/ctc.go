@@ -113,8 +113,11 @@ func (c ctcChar) centre() float64 { return float64(c.first+c.last) / 2 }
 // where each character was read: the most likely class per step, runs of
 // one class merged into one character spanning the run's steps, blanks
 // (class 0) dropped. A step of fewer than C values left at the end is
-// ignored.
-func greedyCTC(probs []float32, T, C int) []ctcChar {
+// ignored. A non-nil allow limits the classes that can win a step to
+// those it marks true (the blank always can; classes past its end
+// cannot): a masked class's weight goes to the best allowed one, which
+// for a glyph the model read as its full-width form is its ASCII twin.
+func greedyCTC(probs []float32, T, C int, allow []bool) []ctcChar {
 	if C <= 0 || T <= 0 {
 		return nil
 	}
@@ -125,7 +128,7 @@ func greedyCTC(probs []float32, T, C int) []ctcChar {
 		step := probs[t*C : (t+1)*C]
 		best, bestP := 0, step[0]
 		for c, v := range step[1:] {
-			if v > bestP {
+			if v > bestP && (allow == nil || (c+1 < len(allow) && allow[c+1])) {
 				best, bestP = c+1, v
 			}
 		}
@@ -233,16 +236,17 @@ func spacingOf(dict []string) func(int) spacing {
 // greedily: the most likely class per step, repeats merged, blanks
 // dropped. Class 0 is the blank, 1..len(dict) are dict's characters,
 // len(dict)+1 is a space (PaddleOCR's use_space_char); any class past that
-// is dropped. Word spaces the model leaves out are put back where rule
+// is dropped. A non-nil allow (see LatinClasses) limits the classes that
+// can be read. Word spaces the model leaves out are put back where rule
 // finds a gap (see SpaceRule and insertSpaces). The score is the mean
 // probability of the characters the model emitted, 0 when none is.
-func DecodeCTC(probs []float32, T, C int, dict []string, rule SpaceRule) (string, float32) {
+func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule) (string, float32) {
 	if C <= 0 || T <= 0 {
 		return "", 0
 	}
 	T = min(T, len(probs)/C)
 	space := len(dict) + 1
-	chars := greedyCTC(probs, T, C)
+	chars := greedyCTC(probs, T, C, allow)
 	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
 	var spaceProb []float32
 	if space < C {
