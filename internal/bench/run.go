@@ -73,6 +73,8 @@ type Size struct {
 	SLAModel    string
 	SLAArrivals time.Duration
 	SLATiers    map[string]time.Duration
+	// ocr-peer: pages of each set at each size and font.
+	OCRPagesPerSize int
 }
 
 type rawCase struct {
@@ -100,7 +102,8 @@ func Full() Size {
 		BatchingModels: []string{"digits", "resnet18"},
 		SimScale:       1,
 		SLAModel:       "resnet18", SLAArrivals: 30 * time.Second,
-		SLATiers: map[string]time.Duration{"premium": 4 * time.Second, "standard": 8 * time.Second, "bulk": 90 * time.Second},
+		SLATiers:        map[string]time.Duration{"premium": 4 * time.Second, "standard": 8 * time.Second, "bulk": 90 * time.Second},
+		OCRPagesPerSize: 2,
 	}
 }
 
@@ -120,7 +123,8 @@ func Tiny() Size {
 		BatchingModels: []string{"digits"},
 		SimScale:       0.02,
 		SLAModel:       "digits", SLAArrivals: 2 * time.Second,
-		SLATiers: map[string]time.Duration{"premium": 2 * time.Second, "standard": 5 * time.Second, "bulk": 30 * time.Second},
+		SLATiers:        map[string]time.Duration{"premium": 2 * time.Second, "standard": 5 * time.Second, "bulk": 30 * time.Second},
+		OCRPagesPerSize: 1,
 	}
 }
 
@@ -152,6 +156,7 @@ func Scenarios() []Scenario {
 		{"asynq-peer", "inferq against a hand-built asynq pipeline", aboutPeer, runPeer},
 		{"batching", "adaptive batching against max_batch 1", aboutBatching, runBatching},
 		{"sla", "scheduling policies under overload: simulator and real fleet", aboutSLA, runSLA},
+		{"ocr-peer", "OCR against tesseract: CER by page set and pages/s", aboutOCRPeer, runOCRPeer},
 	}
 }
 
