@@ -199,6 +199,39 @@ func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(cla
 	return out
 }
 
+// punctSpaces settles the spaces beside punctuation by English usage,
+// where the recognizer's evidence is weakest (the glyphs are a few pixels
+// wide and the space class barely registers): a comma, semicolon or colon
+// after a letter and before one always takes a space ("ID:ZX" -> "ID: ZX";
+// a time or a URL has digits or a slash there), and no space is put
+// between a decimal point or a thousands comma and the digits on either
+// side ("318. 50" -> "318.50"). Only inserted spaces are removed; one the
+// model emitted stays.
+func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
+	str := func(i int) string {
+		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
+			return ""
+		}
+		return dict[chars[i].class-1]
+	}
+	letter := func(i int) bool {
+		r, _ := utf8.DecodeRuneInString(str(i))
+		return unicode.IsLetter(r)
+	}
+	digit := func(i int) bool { s := str(i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	out := make([]ctcChar, 0, len(chars)+2)
+	for i, c := range chars {
+		if c.inserted && (str(i-1) == "." || str(i-1) == ",") && digit(i-2) && digit(i+1) {
+			continue
+		}
+		out = append(out, c)
+		if p := str(i); (p == "," || p == ";" || p == ":") && letter(i-1) && letter(i+1) {
+			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
+		}
+	}
+	return out
+}
+
 // median of xs, which it sorts.
 func median(xs []float64) float64 {
 	slices.Sort(xs)
@@ -256,6 +289,7 @@ func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule Spac
 		}
 	}
 	chars = insertSpaces(chars, spaceProb, space, spacingOf(dict), rule.withDefaults())
+	chars = punctSpaces(chars, dict, space)
 	var sb strings.Builder
 	var sum float64
 	var n int

@@ -53,15 +53,19 @@ const caseTwins = "cosuvwxzCOSUVWXZ"
 
 // FixCase repairs, word by word, the letter case and letter-digit
 // confusions that the recognizer makes on shapes that differ only in
-// size: inside a run of letters whose other letters are all capitals, a
-// case twin (see caseTwins) or 'l' is made a capital ("ToTAL" -> "TOTAL",
-// "lNVOICE" -> "INVOICE"); inside one whose other letters are all small,
-// a twin or 'I' after the first letter is made small ("WindOw" ->
-// "Window", "heIlo" -> "hello"), the first letter being a capital in its
-// own right at a sentence's or a name's start; and a '0' with letters on
-// both sides is an 'o' or 'O' by the same rule. A small 's' ending a run
-// of capitals stays small (a plural: "PDFs"). Runs of fewer than three
-// letters are left alone: there is not enough evidence in them.
+// size. A word here is a run of letters and '0's with at least two
+// letters, each '0' beside a letter. Inside a word whose other letters
+// are all capitals, a case twin (see caseTwins) or 'l' is made a capital
+// ("ToTAL" -> "TOTAL", "lNVOICE" -> "INVOICE"); inside one whose other
+// letters are all small, a twin or 'I' after the first letter is made
+// small ("WindOw" -> "Window", "heIlo" -> "hello"), the first letter
+// being a capital in its own right at a sentence's or a name's start;
+// a word of twins alone takes the case most of them have ("SoS" ->
+// "SOS"). A '0' in a word is an 'o' or 'O' by the same rule ("0rder" ->
+// "Order", "S0S" -> "SOS"). A small 's' ending a word of capitals stays
+// small (a plural: "PDFs"). The other way round, an 'O' or 'o' with no
+// letter beside it and a digit next to it (or a decimal point and then a
+// digit) is a zero ("O.75" -> "0.75").
 func FixCase(s string) string {
 	rs := []rune(s)
 	for i := 0; i < len(rs); {
@@ -76,6 +80,21 @@ func FixCase(s string) string {
 		fixWord(rs[i:j])
 		i = j
 	}
+	at := func(i int) rune {
+		if i < 0 || i >= len(rs) {
+			return ' '
+		}
+		return rs[i]
+	}
+	digit := func(r rune) bool { return r >= '0' && r <= '9' }
+	for i, r := range rs {
+		if r != 'O' && r != 'o' || unicode.IsLetter(at(i-1)) || unicode.IsLetter(at(i+1)) {
+			continue
+		}
+		if digit(at(i-1)) || digit(at(i+1)) || (at(i+1) == '.' || at(i+1) == ',') && digit(at(i+2)) {
+			rs[i] = '0'
+		}
+	}
 	return string(rs)
 }
 
@@ -84,20 +103,25 @@ func FixCase(s string) string {
 func wordRune(r rune) bool { return unicode.IsLetter(r) || r == '0' }
 
 func fixWord(w []rune) {
-	// A '0' is kept where it has no letter on either side: "100", "0.5";
-	// such a run is a number or a code, not a word to recase.
+	letters := 0
 	for k, r := range w {
-		if r == '0' && (k == 0 || k == len(w)-1 || !unicode.IsLetter(w[k-1]) || !unicode.IsLetter(w[k+1])) {
-			return
+		if r != '0' {
+			letters++
+		} else if (k == 0 || w[k-1] == '0') && (k == len(w)-1 || w[k+1] == '0') {
+			return // a zero among zeros, or alone: a number
 		}
 	}
-	if len(w) < 3 {
+	if letters < 2 || len(w) < 3 {
 		return
 	}
 	ambiguous := func(r rune) bool { return r == '0' || r == 'l' || r == 'I' || strings.ContainsRune(caseTwins, r) }
-	var upper, lower int
+	var upper, lower, twinUpper, twinLower int
 	for _, r := range w {
 		switch {
+		case strings.ContainsRune(caseTwins, r) && unicode.IsUpper(r):
+			twinUpper++
+		case strings.ContainsRune(caseTwins, r):
+			twinLower++
 		case ambiguous(r):
 		case unicode.IsUpper(r):
 			upper++
@@ -105,7 +129,15 @@ func fixWord(w []rune) {
 			lower++
 		}
 	}
-	firstUpper := unicode.IsUpper(w[0]) && !ambiguous(w[0])
+	if upper == 0 && lower == 0 {
+		// Only twins: their majority is the best evidence there is.
+		if twinUpper > twinLower {
+			upper = 2
+		} else {
+			lower = 2
+		}
+	}
+	firstUpper := unicode.IsUpper(w[0]) && !ambiguous(w[0]) || w[0] == '0'
 	switch {
 	case lower == 0 && upper >= 2:
 		for k, r := range w {
@@ -123,7 +155,9 @@ func fixWord(w []rune) {
 	case lower >= 2 && (upper == 0 || upper == 1 && firstUpper):
 		for k, r := range w {
 			switch {
-			case k == 0 && r != '0':
+			case k == 0 && r == '0':
+				w[k] = 'O'
+			case k == 0:
 			case r == 'I':
 				w[k] = 'l'
 			case r == '0':

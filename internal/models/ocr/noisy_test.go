@@ -24,7 +24,7 @@ var noisyLines = [][]string{
 	},
 	{
 		"Invoice 5512 due 2025-01-31: 74.20 USD",
-		"Colour: violet; volume 0.75 l",
+		"Colour: violet; volume 0.75 litre",
 		"Contact: Oscar Wilde, Vox Street 9",
 	},
 }
