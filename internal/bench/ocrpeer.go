@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"image"
-	"image/color"
 	"image/jpeg"
 	"image/png"
 	"math"
@@ -36,30 +34,27 @@ type ocrPage struct {
 // ocrPeerLines are the pages' texts: the pages package's business lines
 // and lines with the shapes OCR gets wrong (case twins in capitals and
 // small letters, digits beside letters, punctuation).
-var ocrPeerLines = append(append([][]string{}, pages.Lines...),
-	[]string{"WOW: SIZE XL COVERS (2 boxes)", "Window cover sold out, see over", "Order ID: ZX-0457 / SOS 31"},
-	[]string{"Invoice 5512 due 2025-01-31: 74.20 USD", "Colour: violet; volume 0.75 litre", "Contact: Oscar Wilde, Vox Street 9"},
-)
+var ocrPeerLines = append(append([][]string{}, pages.Lines...), pages.NoisyLines...)
 
-// scan is one way a scan spoils a page.
-type scan func(image.Image) image.Image
-
-// ocrSet is a page set: the sizes its pages are set at and how they are
-// spoilt (nil: a clean PNG) and, for spoilt ones, saved as JPEG at quality.
+// ocrSet is a page set: the sizes its pages are set at, how they are
+// spoilt (the k-th page of a size gets spoil(k)), and, for spoilt ones,
+// the JPEG quality they are saved at (0: PNG).
 type ocrSet struct {
 	name    string
 	sizes   []float64
-	spoil   scan
-	quality int // 0: PNG
+	spoil   func(k int) pages.Scan
+	quality func(k int) int
 }
 
+func always[T any](v T) func(int) T { return func(int) T { return v } }
+
 var ocrSets = []ocrSet{
-	{"clean", []float64{14, 20, 28}, nil, 0},
-	{"jpeg25-40", []float64{16, 20, 24}, nil, 25},
-	{"blur", []float64{16, 20, 24}, blur3, 40},
-	{"low-contrast", []float64{16, 20, 24}, lowContrast, 35},
-	{"rotated", []float64{16, 20, 24}, nil, 40},
-	{"small", []float64{12, 14}, nil, 40},
+	{"clean", []float64{14, 20, 28}, always[pages.Scan](pages.Plain), always(0)},
+	{"jpeg25-40", []float64{16, 20, 24}, always[pages.Scan](pages.Plain), func(k int) int { return 25 + 5*(k%4) }},
+	{"blur", []float64{16, 20, 24}, always[pages.Scan](pages.Blur), always(40)},
+	{"low-contrast", []float64{16, 20, 24}, always[pages.Scan](pages.LowContrast), always(35)},
+	{"rotated", []float64{16, 20, 24}, func(k int) pages.Scan { return pages.Rotate(1 + float64(k%3)/2) }, always(40)},
+	{"small", []float64{12, 14}, always[pages.Scan](pages.Plain), always(40)},
 }
 
 // ocrPages renders every set: each of its sizes in each font, with the
@@ -81,17 +76,11 @@ func ocrPages(dir string, perSize int) ([]ocrPage, error) {
 					if err != nil {
 						return nil, err
 					}
-					var page image.Image = img
-					if set.spoil != nil {
-						page = set.spoil(page)
+					page, err := set.spoil(n + k)(img)
+					if err != nil {
+						return nil, err
 					}
-					q := set.quality
-					switch set.name {
-					case "jpeg25-40":
-						q = 25 + 5*((n+k)%4) // 25, 30, 35, 40 in turn
-					case "rotated":
-						page = rotate(1 + float64((n+k)%3)/2)(page) // 1, 1.5, 2 degrees
-					}
+					q := set.quality(n + k)
 					var b bytes.Buffer
 					ct, ext := "image/png", ".png"
 					if q > 0 {
@@ -114,65 +103,6 @@ func ocrPages(dir string, perSize int) ([]ocrPage, error) {
 		}
 	}
 	return out, nil
-}
-
-// grayOf maps the page through f, pixel by pixel, in gray.
-func grayOf(img image.Image, f func(x, y int) uint8) *image.Gray {
-	b := img.Bounds()
-	out := image.NewGray(image.Rect(0, 0, b.Dx(), b.Dy()))
-	for y := 0; y < b.Dy(); y++ {
-		for x := 0; x < b.Dx(); x++ {
-			out.Pix[y*out.Stride+x] = f(x, y)
-		}
-	}
-	return out
-}
-
-func lum(img image.Image, x, y int) float64 {
-	b := img.Bounds()
-	x = min(max(x, 0), b.Dx()-1)
-	y = min(max(y, 0), b.Dy()-1)
-	return float64(color.GrayModel.Convert(img.At(b.Min.X+x, b.Min.Y+y)).(color.Gray).Y)
-}
-
-// blur3 is a 3x3 box blur.
-func blur3(img image.Image) image.Image {
-	return grayOf(img, func(x, y int) uint8 {
-		var s float64
-		for dy := -1; dy <= 1; dy++ {
-			for dx := -1; dx <= 1; dx++ {
-				s += lum(img, x+dx, y+dy)
-			}
-		}
-		return uint8(s / 9)
-	})
-}
-
-// lowContrast squeezes black..white into 110..190.
-func lowContrast(img image.Image) image.Image {
-	return grayOf(img, func(x, y int) uint8 { return uint8(110 + lum(img, x, y)*80/255) })
-}
-
-// rotate turns the page by deg degrees about its centre (bilinear, white
-// outside).
-func rotate(deg float64) scan {
-	return func(img image.Image) image.Image {
-		b := img.Bounds()
-		cx, cy := float64(b.Dx())/2, float64(b.Dy())/2
-		s, c := math.Sincos(deg * math.Pi / 180)
-		return grayOf(img, func(x, y int) uint8 {
-			fx, fy := float64(x)-cx, float64(y)-cy
-			sx, sy := c*fx+s*fy+cx, -s*fx+c*fy+cy
-			if sx < 0 || sy < 0 || sx > float64(b.Dx()-1) || sy > float64(b.Dy()-1) {
-				return 255
-			}
-			x0, y0 := int(sx), int(sy)
-			ax, ay := sx-float64(x0), sy-float64(y0)
-			top := lum(img, x0, y0)*(1-ax) + lum(img, x0+1, y0)*ax
-			bot := lum(img, x0, y0+1)*(1-ax) + lum(img, x0+1, y0+1)*ax
-			return uint8(top*(1-ay) + bot*ay + 0.5)
-		})
-	}
 }
 
 // ocrReadings are one side's readings of every page, in the pages' order,
