@@ -57,9 +57,9 @@ var ocrSets = []ocrSet{
 	{"small", []float64{12, 14}, always[pages.Scan](pages.Plain), always(40)},
 }
 
-// ocrPages renders every set: each of its sizes in each font, with the
-// lines taken in turn, perSize pages at each.
-func ocrPages(dir string, perSize int) ([]ocrPage, error) {
+// ocrPages renders every set: perSet pages, taking its sizes in turn, then
+// the fonts, and the lines in turn across all pages.
+func ocrPages(dir string, perSet int) ([]ocrPage, error) {
 	var out []ocrPage
 	fonts := []struct {
 		name string
@@ -67,39 +67,36 @@ func ocrPages(dir string, perSize int) ([]ocrPage, error) {
 	}{{"regular", pages.Regular}, {"mono", pages.Mono}}
 	n := 0
 	for _, set := range ocrSets {
-		for _, size := range set.sizes {
-			for _, f := range fonts {
-				for k := range perSize {
-					n++
-					lines := ocrPeerLines[n%len(ocrPeerLines)]
-					img, err := pages.Render(f.ttf, size, lines)
-					if err != nil {
-						return nil, err
-					}
-					page, err := set.spoil(n + k)(img)
-					if err != nil {
-						return nil, err
-					}
-					q := set.quality(n + k)
-					var b bytes.Buffer
-					ct, ext := "image/png", ".png"
-					if q > 0 {
-						ct, ext = "image/jpeg", ".jpg"
-						err = jpeg.Encode(&b, page, &jpeg.Options{Quality: q})
-					} else {
-						err = png.Encode(&b, page)
-					}
-					if err != nil {
-						return nil, err
-					}
-					p := ocrPage{set: set.name, text: strings.Join(strings.Fields(strings.Join(lines, " ")), " "),
-						file: filepath.Join(dir, fmt.Sprintf("%s-%s-%v-%d%s", set.name, f.name, size, k, ext)), data: b.Bytes(), ct: ct}
-					if err := os.WriteFile(p.file, p.data, 0o644); err != nil {
-						return nil, err
-					}
-					out = append(out, p)
-				}
+		for k := range perSet {
+			n++
+			size := set.sizes[k%len(set.sizes)]
+			f := fonts[(k/len(set.sizes))%len(fonts)]
+			lines := ocrPeerLines[n%len(ocrPeerLines)]
+			img, err := pages.Render(f.ttf, size, lines)
+			if err != nil {
+				return nil, err
 			}
+			page, err := set.spoil(k)(img)
+			if err != nil {
+				return nil, err
+			}
+			var b bytes.Buffer
+			ct, ext := "image/png", ".png"
+			if q := set.quality(k); q > 0 {
+				ct, ext = "image/jpeg", ".jpg"
+				err = jpeg.Encode(&b, page, &jpeg.Options{Quality: q})
+			} else {
+				err = png.Encode(&b, page)
+			}
+			if err != nil {
+				return nil, err
+			}
+			p := ocrPage{set: set.name, text: strings.Join(strings.Fields(strings.Join(lines, " ")), " "),
+				file: filepath.Join(dir, fmt.Sprintf("%s-%02d-%s-%v%s", set.name, k, f.name, size, ext)), data: b.Bytes(), ct: ct}
+			if err := os.WriteFile(p.file, p.data, 0o644); err != nil {
+				return nil, err
+			}
+			out = append(out, p)
 		}
 	}
 	return out, nil
@@ -207,7 +204,7 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	if err != nil {
 		return err
 	}
-	ps, err := ocrPages(dir, e.size.OCRPagesPerSize)
+	ps, err := ocrPages(dir, e.size.OCRPages)
 	if err != nil {
 		return err
 	}

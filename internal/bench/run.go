@@ -73,8 +73,8 @@ type Size struct {
 	SLAModel    string
 	SLAArrivals time.Duration
 	SLATiers    map[string]time.Duration
-	// ocr-peer: pages of each set at each size and font.
-	OCRPagesPerSize int
+	// ocr-peer: pages in each set.
+	OCRPages int
 }
 
 type rawCase struct {
@@ -102,8 +102,8 @@ func Full() Size {
 		BatchingModels: []string{"digits", "resnet18"},
 		SimScale:       1,
 		SLAModel:       "resnet18", SLAArrivals: 30 * time.Second,
-		SLATiers:        map[string]time.Duration{"premium": 4 * time.Second, "standard": 8 * time.Second, "bulk": 90 * time.Second},
-		OCRPagesPerSize: 2,
+		SLATiers: map[string]time.Duration{"premium": 4 * time.Second, "standard": 8 * time.Second, "bulk": 90 * time.Second},
+		OCRPages: 12,
 	}
 }
 
@@ -123,8 +123,8 @@ func Tiny() Size {
 		BatchingModels: []string{"digits"},
 		SimScale:       0.02,
 		SLAModel:       "digits", SLAArrivals: 2 * time.Second,
-		SLATiers:        map[string]time.Duration{"premium": 2 * time.Second, "standard": 5 * time.Second, "bulk": 30 * time.Second},
-		OCRPagesPerSize: 1,
+		SLATiers: map[string]time.Duration{"premium": 2 * time.Second, "standard": 5 * time.Second, "bulk": 30 * time.Second},
+		OCRPages: 1,
 	}
 }
 
