@@ -9,6 +9,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
+	"image/png"
 	"io"
 	"net/http"
 	"os"
@@ -123,7 +124,8 @@ func TestDigitsAccuracy(t *testing.T) {
 	}
 }
 
-// TestOCRThroughAPI: rendered pages read through the whole HTTP path.
+// TestOCRThroughAPI: rendered pages, clean and spoilt as scans spoil
+// them, read through the whole HTTP path.
 func TestOCRThroughAPI(t *testing.T) {
 	f := startFleet(t, fleettest.Options{})
 	ctx := ctxT(t, 5*time.Minute)
@@ -131,19 +133,36 @@ func TestOCRThroughAPI(t *testing.T) {
 		ttf  []byte
 		size float64
 		text []string
+		scan pages.Scan
 	}
 	ps := []page{
-		{pages.Regular, 20, pages.Lines[0]}, {pages.Mono, 20, pages.Lines[1]},
-		{pages.Regular, 28, pages.Lines[1]}, {pages.Mono, 28, pages.Lines[0]},
-		{pages.Regular, 40, pages.Lines[0]}, {pages.Mono, 40, pages.Lines[1]},
+		{pages.Regular, 20, pages.Lines[0], pages.Plain}, {pages.Mono, 20, pages.Lines[1], pages.Plain},
+		{pages.Regular, 28, pages.Lines[1], pages.Plain}, {pages.Mono, 28, pages.Lines[0], pages.Plain},
+		{pages.Regular, 40, pages.Lines[0], pages.Plain}, {pages.Mono, 40, pages.Lines[1], pages.Plain},
+		// A small noisy set: the issue-15 marks of a Chinese-first
+		// recognizer (case twins, full-width punctuation, 0 for o) on
+		// JPEG-damaged, blurred, faded and skewed scans.
+		{pages.Regular, 18, pages.NoisyLines[0], pages.JPEG(30)},
+		{pages.Mono, 18, pages.NoisyLines[1], pages.Chain(pages.Blur, pages.JPEG(40))},
+		{pages.Regular, 22, pages.NoisyLines[1], pages.Chain(pages.LowContrast, pages.JPEG(35))},
+		{pages.Mono, 22, pages.NoisyLines[0], pages.Chain(pages.Rotate(1.5), pages.JPEG(40))},
 	}
 	var inputs [][]byte
 	for _, p := range ps {
-		b, err := pages.PNG(p.ttf, p.size, p.text)
+		img, err := pages.Render(p.ttf, p.size, p.text)
 		if err != nil {
 			t.Fatal(err)
 		}
-		inputs = append(inputs, b)
+		spoilt, err := p.scan(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// PNG keeps what the JPEG round trip did to the page.
+		var b bytes.Buffer
+		if err := png.Encode(&b, spoilt); err != nil {
+			t.Fatal(err)
+		}
+		inputs = append(inputs, b.Bytes())
 	}
 	jobs := submitAll(t, ctx, f.client("globex"), "ocr", inputs, "image/png")
 	var edits, chars int
@@ -173,13 +192,16 @@ func TestOCRThroughAPI(t *testing.T) {
 			t.Errorf("page %d: text %q is not its lines joined", i, r.Text)
 		}
 		e, n := pages.Errors(got, ps[i].text)
+		if e > 0 {
+			t.Logf("page %d: %d edits: %q", i, e, got)
+		}
 		edits += e
 		chars += n
 	}
 	cer := float64(edits) / float64(chars)
 	t.Logf("ocr: %d edits in %d characters through the API: CER %.2f%%", edits, chars, 100*cer)
-	if cer > 0.05 {
-		t.Fatalf("character error rate %.2f%%, want at most 5%%", 100*cer)
+	if cer > 0.03 {
+		t.Fatalf("character error rate %.2f%%, want at most 3%%", 100*cer)
 	}
 }
 

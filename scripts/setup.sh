@@ -113,6 +113,19 @@ if ! command -v redis-server >/dev/null; then
 	fi
 fi
 
+# Tesseract: Debian's tesseract-ocr with its English data, the peer that
+# `make bench`'s ocr-peer scenario reads the same pages with; installed
+# when missing and we may, else only that scenario fails, saying so.
+if ! command -v tesseract >/dev/null || [ -z "$(tesseract --list-langs 2>/dev/null | grep -x eng)" ]; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		say "installing tesseract-ocr and tesseract-ocr-eng with apt"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null ||
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends tesseract-ocr tesseract-ocr-eng >/dev/null; }
+	else
+		say "tesseract is missing: the ocr-peer benchmark needs it (Debian/Ubuntu: sudo apt-get install tesseract-ocr tesseract-ocr-eng)"
+	fi
+fi
+
 # The built-in models, made by the project's own tool (skips what is
 # already built and unchanged).
 (cd "$ROOT" && go build -o "$CACHE/bin/modelzoo" ./cmd/modelzoo)

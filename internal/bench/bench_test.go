@@ -64,6 +64,7 @@ func TestScenariosTiny(t *testing.T) {
 		"overhead":   {"fleet_over_jetstream", "cold_over_warm"},
 		"ingest":     {"ingest_files_per_s_over_jetstream_publish_multipart", "ingest_files_per_s_over_jetstream_publish_zip"},
 		"asynq-peer": {"inferq_over_asynq_digits", "inferq_over_asynq_inline_digits"},
+		"ocr-peer":   {"ocr_pages_per_s_over_tesseract"},
 	} {
 		for _, k := range keys {
 			if _, ok := rep.Scenarios[name].Ratios[k]; !ok {

@@ -75,6 +75,8 @@ type Size struct {
 	SLATiers    map[string]time.Duration
 	// scale-out
 	ScaleOutModels []string
+	// ocr-peer: pages in each set.
+	OCRPages int
 }
 
 type rawCase struct {
@@ -104,6 +106,7 @@ func Full() Size {
 		SLAModel:       "resnet18", SLAArrivals: 30 * time.Second,
 		SLATiers:       map[string]time.Duration{"premium": 4 * time.Second, "standard": 8 * time.Second, "bulk": 90 * time.Second},
 		ScaleOutModels: []string{"echo", "digits"},
+		OCRPages:       12,
 	}
 }
 
@@ -125,6 +128,7 @@ func Tiny() Size {
 		SLAModel:       "digits", SLAArrivals: 2 * time.Second,
 		SLATiers:       map[string]time.Duration{"premium": 2 * time.Second, "standard": 5 * time.Second, "bulk": 30 * time.Second},
 		ScaleOutModels: []string{"echo"},
+		OCRPages:       1,
 	}
 }
 
@@ -158,6 +162,7 @@ func Scenarios() []Scenario {
 		{"sla", "scheduling policies under overload: simulator and real fleet", aboutSLA, runSLA},
 		{"scale-out", "a three-node NATS cluster with R3 against one node with R1", aboutScaleOut, runScaleOut},
 		{"documents", "a scanned PDF against its pages as image jobs", aboutDocuments, runDocuments},
+		{"ocr-peer", "OCR against tesseract: CER by page set and pages/s", aboutOCRPeer, runOCRPeer},
 	}
 }
 

@@ -32,16 +32,22 @@ func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pip
 	if recFile == "" || dictFile == "" {
 		return nil, fmt.Errorf("an ocr model names its files.rec (recognition graph) and files.dict (characters)")
 	}
-	f, err := os.Open(man.Path(dictFile))
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	dict, err := ocr.LoadDict(f)
+	dict, err := readDict(man.Path(dictFile))
 	if err != nil {
 		return nil, fmt.Errorf("dict: %w", err)
 	}
 	p := &ocrPipeline{man: man, dict: dict, params: ocr.DefaultParams(), recs: make(chan *ort.Session, instances)}
+	// The fleet reads Latin text unless the model names the characters it
+	// may read (files.charset, one a line like the dictionary: the
+	// dictionary itself for every script the recognizer knows).
+	p.params.Allow = ocr.LatinClasses(dict)
+	if cs := man.Files["charset"]; cs != "" {
+		chars, err := readDict(man.Path(cs))
+		if err != nil {
+			return nil, fmt.Errorf("charset: %w", err)
+		}
+		p.params.Allow = ocr.CharsetClasses(dict, chars)
+	}
 	for i := 0; i < instances; i++ {
 		s, err := ort.Open(man.Path(recFile), opts)
 		if err != nil {
@@ -52,6 +58,16 @@ func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pip
 		p.recs <- s
 	}
 	return p, nil
+}
+
+// readDict reads a character list (ocr.LoadDict) from a file.
+func readDict(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return ocr.LoadDict(f)
 }
 
 func (p *ocrPipeline) close() {

@@ -113,8 +113,11 @@ func (c ctcChar) centre() float64 { return float64(c.first+c.last) / 2 }
 // where each character was read: the most likely class per step, runs of
 // one class merged into one character spanning the run's steps, blanks
 // (class 0) dropped. A step of fewer than C values left at the end is
-// ignored.
-func greedyCTC(probs []float32, T, C int) []ctcChar {
+// ignored. A non-nil allow limits the classes that can win a step to
+// those it marks true (the blank always can; classes past its end
+// cannot): a masked class's weight goes to the best allowed one, which
+// for a glyph the model read as its full-width form is its ASCII twin.
+func greedyCTC(probs []float32, T, C int, allow []bool) []ctcChar {
 	if C <= 0 || T <= 0 {
 		return nil
 	}
@@ -125,7 +128,7 @@ func greedyCTC(probs []float32, T, C int) []ctcChar {
 		step := probs[t*C : (t+1)*C]
 		best, bestP := 0, step[0]
 		for c, v := range step[1:] {
-			if v > bestP {
+			if v > bestP && (allow == nil || (c+1 < len(allow) && allow[c+1])) {
 				best, bestP = c+1, v
 			}
 		}
@@ -196,6 +199,39 @@ func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(cla
 	return out
 }
 
+// punctSpaces settles the spaces beside punctuation by English usage,
+// where the recognizer's evidence is weakest (the glyphs are a few pixels
+// wide and the space class barely registers): a comma, semicolon or colon
+// after a letter and before one always takes a space ("ID:ZX" -> "ID: ZX";
+// a time or a URL has digits or a slash there), and no space is put
+// between a decimal point or a thousands comma and the digits on either
+// side ("318. 50" -> "318.50"). Only inserted spaces are removed; one the
+// model emitted stays.
+func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
+	str := func(i int) string {
+		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
+			return ""
+		}
+		return dict[chars[i].class-1]
+	}
+	letter := func(i int) bool {
+		r, _ := utf8.DecodeRuneInString(str(i))
+		return unicode.IsLetter(r)
+	}
+	digit := func(i int) bool { s := str(i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	out := make([]ctcChar, 0, len(chars)+2)
+	for i, c := range chars {
+		if c.inserted && (str(i-1) == "." || str(i-1) == ",") && digit(i-2) && digit(i+1) {
+			continue
+		}
+		out = append(out, c)
+		if p := str(i); (p == "," || p == ";" || p == ":") && letter(i-1) && letter(i+1) {
+			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
+		}
+	}
+	return out
+}
+
 // median of xs, which it sorts.
 func median(xs []float64) float64 {
 	slices.Sort(xs)
@@ -233,16 +269,17 @@ func spacingOf(dict []string) func(int) spacing {
 // greedily: the most likely class per step, repeats merged, blanks
 // dropped. Class 0 is the blank, 1..len(dict) are dict's characters,
 // len(dict)+1 is a space (PaddleOCR's use_space_char); any class past that
-// is dropped. Word spaces the model leaves out are put back where rule
+// is dropped. A non-nil allow (see LatinClasses) limits the classes that
+// can be read. Word spaces the model leaves out are put back where rule
 // finds a gap (see SpaceRule and insertSpaces). The score is the mean
 // probability of the characters the model emitted, 0 when none is.
-func DecodeCTC(probs []float32, T, C int, dict []string, rule SpaceRule) (string, float32) {
+func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule) (string, float32) {
 	if C <= 0 || T <= 0 {
 		return "", 0
 	}
 	T = min(T, len(probs)/C)
 	space := len(dict) + 1
-	chars := greedyCTC(probs, T, C)
+	chars := greedyCTC(probs, T, C, allow)
 	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
 	var spaceProb []float32
 	if space < C {
@@ -252,6 +289,7 @@ func DecodeCTC(probs []float32, T, C int, dict []string, rule SpaceRule) (string
 		}
 	}
 	chars = insertSpaces(chars, spaceProb, space, spacingOf(dict), rule.withDefaults())
+	chars = punctSpaces(chars, dict, space)
 	var sb strings.Builder
 	var sum float64
 	var n int

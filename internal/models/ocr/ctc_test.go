@@ -45,7 +45,7 @@ func TestDecodeCTC(t *testing.T) {
 	const blank, a, b, c, space = 0, 1, 2, 3, 4
 	cls := []int{a, a, blank, a, b, space, space, c, blank, blank}
 	p := []float32{0.9, 0.8, 0.99, 0.7, 0.6, 0.5, 0.95, 0.4, 0.9, 0.9}
-	text, score := DecodeCTC(ctcProbs(C, cls, p), len(cls), C, dict, plain)
+	text, score := DecodeCTC(ctcProbs(C, cls, p), len(cls), C, dict, nil, plain)
 	if text != "aab c" {
 		t.Fatalf("text %q, want %q (repeats merged, a blank splits them, class 4 is a space)", text, "aab c")
 	}
@@ -55,18 +55,18 @@ func TestDecodeCTC(t *testing.T) {
 		t.Fatalf("score %v, want %v", score, want)
 	}
 
-	if text, score := DecodeCTC(ctcProbs(C, []int{blank, blank}, []float32{1, 1}), 2, C, dict, plain); text != "" || score != 0 {
+	if text, score := DecodeCTC(ctcProbs(C, []int{blank, blank}, []float32{1, 1}), 2, C, dict, nil, plain); text != "" || score != 0 {
 		t.Fatalf("all blanks: %q %v", text, score)
 	}
 	// A class past the space (a model larger than its dictionary) is dropped.
-	if text, _ := DecodeCTC(ctcProbs(6, []int{1, 5, 2}, []float32{0.9, 0.9, 0.9}), 3, 6, dict, plain); text != "ab" {
+	if text, _ := DecodeCTC(ctcProbs(6, []int{1, 5, 2}, []float32{0.9, 0.9, 0.9}), 3, 6, dict, nil, plain); text != "ab" {
 		t.Fatalf("unknown class: %q", text)
 	}
 	// Fewer values than T x C: decode the whole steps there are, no panic.
-	if text, _ := DecodeCTC(ctcProbs(C, []int{a, b}, []float32{0.9, 0.9})[:C+2], 2, C, dict, plain); text != "a" {
+	if text, _ := DecodeCTC(ctcProbs(C, []int{a, b}, []float32{0.9, 0.9})[:C+2], 2, C, dict, nil, plain); text != "a" {
 		t.Fatalf("short tensor: %q", text)
 	}
-	if text, _ := DecodeCTC(nil, 3, 0, dict, plain); text != "" {
+	if text, _ := DecodeCTC(nil, 3, 0, dict, nil, plain); text != "" {
 		t.Fatalf("no classes: %q", text)
 	}
 }
@@ -132,7 +132,7 @@ func framesOf(t *testing.T, pic string) (probs []float32, T, C int) {
 
 func TestCTCGreedySpans(t *testing.T) {
 	probs, T, C := framesOf(t, "_aa_b__bbc_")
-	got := greedyCTC(probs, T, C)
+	got := greedyCTC(probs, T, C, nil)
 	a, b, c := 1, 2, 3
 	want := []ctcChar{{class: a, first: 1, last: 2}, {class: b, first: 4, last: 4}, {class: b, first: 7, last: 8}, {class: c, first: 9, last: 9}}
 	if len(got) != len(want) {
@@ -143,7 +143,7 @@ func TestCTCGreedySpans(t *testing.T) {
 			t.Fatalf("char %d: got %+v, want %+v (prob 0.9)", i, got[i], want[i])
 		}
 	}
-	if got := greedyCTC(nil, 4, 0); got != nil {
+	if got := greedyCTC(nil, 4, 0, nil); got != nil {
 		t.Fatalf("no classes: %+v", got)
 	}
 }
@@ -184,7 +184,7 @@ func TestSpaceRecovery(t *testing.T) {
 	}
 	for _, tc := range cases {
 		probs, T, C := framesOf(t, tc.frames)
-		got, _ := DecodeCTC(probs, T, C, spaceDict, SpaceRule{})
+		got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{})
 		if got != tc.want {
 			t.Errorf("%s: %q decodes to %q, want %q", tc.name, tc.frames, got, tc.want)
 		}
@@ -202,7 +202,7 @@ func TestSpaceRecoveryOff(t *testing.T) {
 		{SpaceRule{MinProb: -1}, "abcdef ghi j"},
 		{SpaceRule{Gap: -1}, "abc def ghij"},
 	} {
-		if got, _ := DecodeCTC(probs, T, C, spaceDict, tc.rule); got != tc.want {
+		if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, tc.rule); got != tc.want {
 			t.Errorf("rule %+v: %q, want %q", tc.rule, got, tc.want)
 		}
 	}
@@ -212,7 +212,7 @@ func TestSpaceRecoveryScore(t *testing.T) {
 	// An inserted space has no probability of its own: the score is the
 	// mean over what the model read.
 	probs, T, C := framesOf(t, "a_b_c-d_e_f")
-	text, score := DecodeCTC(probs, T, C, spaceDict, SpaceRule{})
+	text, score := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{})
 	if text != "abc def" || math.Abs(float64(score-0.9)) > 1e-6 {
 		t.Fatalf("%q score %v, want %q 0.9", text, score, "abc def")
 	}
@@ -226,7 +226,7 @@ func TestSpaceRecoveryThreshold(t *testing.T) {
 	}{{0.0049, "abcdef"}, {0.0051, "abc def"}} {
 		probs, T, C := framesOf(t, "a_b_c_d_e_f")
 		probs[5*C+space] = tc.p // the blank between c and d
-		if got, _ := DecodeCTC(probs, T, C, spaceDict, SpaceRule{}); got != tc.want {
+		if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{}); got != tc.want {
 			t.Errorf("space class %v: %q, want %q", tc.p, got, tc.want)
 		}
 	}
@@ -237,7 +237,7 @@ func TestSpaceRecoveryThreshold(t *testing.T) {
 		{"a___b___c___d__________e___f", "abcd ef"},
 	} {
 		probs, T, C := framesOf(t, tc.frames)
-		if got, _ := DecodeCTC(probs, T, C, spaceDict, SpaceRule{}); got != tc.want {
+		if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{}); got != tc.want {
 			t.Errorf("%q: %q, want %q", tc.frames, got, tc.want)
 		}
 	}

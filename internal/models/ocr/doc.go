@@ -37,7 +37,10 @@
 //     squeezed).
 //  4. Greedy CTC decoding (DecodeCTC): class 0 is the blank, 1..len(dict)
 //     the dictionary's characters in order, len(dict)+1 a space; the most
-//     likely class per step, repeats merged, blanks dropped, and each
+//     likely class per step among those Params.Allow lets win (nil: all;
+//     LatinClasses: the Latin ones, so a full-width or Han reading of a
+//     Latin glyph gives way to its ASCII twin), repeats merged, blanks
+//     dropped, and each
 //     character keeps the steps its run covers. Word spaces the model
 //     leaves out (on small or JPEG-damaged type it runs whole lines
 //     together) are put back by Params.Spaces (SpaceRule): between two
@@ -46,7 +49,10 @@
 //     the step), or where their centres stand more than 2.5 median
 //     pitches apart. The model's own spaces are kept; no space goes beside
 //     Han, kana or full-width characters, before closing punctuation or
-//     after an opening bracket. A line's score is the mean probability of
+//     after an opening bracket; a space always follows ,;: between
+//     letters, and none goes inside a decimal number. FixCase then mends
+//     case twins (c o s u v w x z, l/I) and 0/O by the word around them.
+//     A line's score is the mean probability of
 //     the characters the model emitted. Lines whose text is empty, or
 //     whose score is under Params.DropScore, are left out.
 //

@@ -46,6 +46,9 @@ type Params struct {
 	// negative ones are off: SpaceRule{-1, -1} keeps only the spaces the
 	// model emits).
 	Spaces SpaceRule
+	// Allow marks the recognizer's classes that may be read (LatinClasses,
+	// CharsetClasses); nil reads every class of the dictionary.
+	Allow []bool
 }
 
 // DefaultParams are PaddleOCR's settings for PP-OCRv4: limit side 960,
@@ -155,7 +158,8 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 		quads = quads[:p.MaxLines]
 	}
 	decode := func(probs []float32, T, C int) (string, float32) {
-		return DecodeCTC(probs, T, C, dict, p.Spaces)
+		text, score := DecodeCTC(probs, T, C, dict, p.Allow, p.Spaces)
+		return FixCase(text), score
 	}
 	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
 	if err != nil {

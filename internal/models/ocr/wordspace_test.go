@@ -80,7 +80,7 @@ func readImageProbs(t testing.TB, det, rec Runner, img image.Image) []lineProbs 
 func decodeLine(regions []lineProbs, dict []string, rule SpaceRule) string {
 	var parts []string
 	for _, r := range regions {
-		s, _ := DecodeCTC(r.probs, r.T, r.C, dict, rule)
+		s, _ := DecodeCTC(r.probs, r.T, r.C, dict, nil, rule)
 		if s = strings.TrimSpace(s); s != "" {
 			parts = append(parts, s)
 		}
@@ -161,7 +161,7 @@ func TestRecognizeLineCERBySize(t *testing.T) {
 // (spaces aside) are exactly want's are labelled.
 func spacePeaks(r lineProbs, dict []string, want string) (across, inside []float64) {
 	space := len(dict) + 1
-	all := greedyCTC(r.probs, r.T, r.C)
+	all := greedyCTC(r.probs, r.T, r.C, nil)
 	var read strings.Builder
 	var chars []ctcChar
 	emittedAfter := map[int]bool{}

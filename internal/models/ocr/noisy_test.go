@@ -1,0 +1,96 @@
+package ocr
+
+import (
+	"image"
+	"strings"
+	"testing"
+
+	"golang.org/x/image/font/gofont/gomono"
+	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/inferq/inferq/internal/pages"
+)
+
+// noisySets are the page sets of the noisy-scan measurements: each
+// spoils pages of both fonts at 14, 18 and 24 px.
+var noisySets = []struct {
+	name string
+	scan pages.Scan
+}{
+	{"clean", pages.Plain},
+	{"jpeg30", pages.JPEG(30)},
+	{"blur+jpeg40", pages.Chain(pages.Blur, pages.JPEG(40))},
+	{"lowcontrast+jpeg35", pages.Chain(pages.LowContrast, pages.JPEG(35))},
+	{"rot1.5+jpeg40", pages.Chain(pages.Rotate(1.5), pages.JPEG(40))},
+}
+
+// readPageVariants reads a page once (detection and recognition) and
+// decodes each line's output with every variant.
+func readPageVariants(t testing.TB, det, rec Runner, img image.Image, variants []decodeFunc) [][]string {
+	t.Helper()
+	regions := readImageProbs(t, det, rec, img)
+	out := make([][]string, len(variants))
+	for v, dec := range variants {
+		for _, r := range regions {
+			if text, score := dec(r.probs, r.T, r.C); text != "" && score >= DefaultParams().DropScore {
+				out[v] = append(out[v], text)
+			}
+		}
+	}
+	return out
+}
+
+// TestRecognizeNoisyPagesCER measures, per page set, the character error
+// rate of the multilingual decoding, of the Latin constraint, and of the
+// Latin constraint with FixCase, and holds the last at most 3% on every
+// set.
+func TestRecognizeNoisyPagesCER(t *testing.T) {
+	det, rec, dict := realModels(t)
+	latin := LatinClasses(dict)
+	rule := DefaultSpaceRule()
+	variants := []decodeFunc{
+		func(p []float32, T, C int) (string, float32) { return DecodeCTC(p, T, C, dict, nil, rule) },
+		func(p []float32, T, C int) (string, float32) { return DecodeCTC(p, T, C, dict, latin, rule) },
+		func(p []float32, T, C int) (string, float32) {
+			s, sc := DecodeCTC(p, T, C, dict, latin, rule)
+			return FixCase(s), sc
+		},
+	}
+	names := []string{"all", "latin", "latin+case"}
+	fonts := []struct {
+		name string
+		ttf  []byte
+	}{{"regular", goregular.TTF}, {"mono", gomono.TTF}}
+	t.Logf("%-20s %8s %8s %10s %6s", "set", names[0], names[1], names[2], "chars")
+	for _, set := range noisySets {
+		edits := make([]int, len(variants))
+		chars := 0
+		for _, f := range fonts {
+			for si, size := range []float64{14, 18, 24} {
+				want := pages.NoisyLines[si%len(pages.NoisyLines)]
+				img, err := set.scan(renderPage(t, f.ttf, size, want))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := readPageVariants(t, det, rec, img, variants)
+				for v := range variants {
+					// Joined, because the detector may cut a line in two at
+					// a wide gap.
+					e, n := levenshtein(strings.Join(got[v], " "), strings.Join(want, " ")), len([]rune(strings.Join(want, " ")))
+					edits[v] += e
+					if v == 0 {
+						chars += n
+					}
+					if v == len(variants)-1 && e > 0 {
+						t.Logf("  %s %s %v: %q", set.name, f.name, size, got[v])
+					}
+				}
+			}
+		}
+		cer := func(v int) float64 { return 100 * float64(edits[v]) / float64(chars) }
+		t.Logf("%-20s %7.2f%% %7.2f%% %9.2f%% %6d", set.name, cer(0), cer(1), cer(2), chars)
+		if cer(2) > 3 {
+			t.Errorf("%s: CER %.2f%% with the Latin constraint and FixCase, want at most 3%%", set.name, cer(2))
+		}
+	}
+}
