@@ -13,6 +13,7 @@ import (
 
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/documents"
 	"github.com/inferq/inferq/internal/models"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
@@ -47,6 +48,7 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 	// Each model is served as soon as it is loaded, the small ones first,
 	// so that the first job of a fresh fleet does not wait for the
 	// largest model to load.
+	models.SetDocumentLimits(documents.Limits{MaxPages: cfg.MaxPages, DPI: cfg.DocumentDPI})
 	reg, loaded, loadDone, err := models.OpenEach(modelsDir, cfg.ModelList(), ort.Options{Device: dev, IntraOpThreads: threads}, cfg.Instances, log)
 	if err != nil {
 		return err

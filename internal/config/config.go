@@ -84,6 +84,10 @@ type Config struct {
 	// RolloutMinJobs is the sample a rollout's versions need before they
 	// are judged (0: the policy's default).
 	RolloutMinJobs int64 `yaml:"rollout_min_jobs" env:"INFERQ_ROLLOUT_MIN_JOBS" flag:"rollout-min-jobs" usage:"jobs each version of a rollout needs before it is judged"`
+	// MaxPages and DocumentDPI bound how a worker reads a PDF or a
+	// multi-page TIFF (internal/documents).
+	MaxPages    int `yaml:"max_pages" env:"INFERQ_MAX_PAGES" flag:"max-pages" usage:"most pages a document may have (more fails the job with too_many_pages)"`
+	DocumentDPI int `yaml:"document_dpi" env:"INFERQ_DOCUMENT_DPI" flag:"document-dpi" usage:"resolution a scanned PDF page is rendered at for OCR"`
 }
 
 // Default returns the settings a process has before any source.
@@ -113,6 +117,8 @@ func Default() Config {
 		HoldLimit:        5 * time.Minute,
 		ModelsRefresh:    10 * time.Second,
 		RolloutRefresh:   2 * time.Second,
+		MaxPages:         500,
+		DocumentDPI:      150,
 	}
 }
 
@@ -243,6 +249,12 @@ func (c Config) Validate() error {
 	}
 	if c.RedisMinReplicas < 0 || c.RedisMinReplicas > 16 {
 		errs = append(errs, errors.New("INFERQ_REDIS_MIN_REPLICAS must be 0 to 16"))
+	}
+	if c.MaxPages < 1 || c.MaxPages > 100000 {
+		errs = append(errs, errors.New("INFERQ_MAX_PAGES must be 1 to 100000"))
+	}
+	if c.DocumentDPI < 36 || c.DocumentDPI > 600 {
+		errs = append(errs, errors.New("INFERQ_DOCUMENT_DPI must be 36 to 600"))
 	}
 	if c.JSReplicas < 1 || c.JSReplicas > 5 {
 		errs = append(errs, errors.New("INFERQ_JS_REPLICAS must be 1 to 5"))

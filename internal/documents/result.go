@@ -3,8 +3,6 @@ package documents
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"strconv"
 	"strings"
 )
 
@@ -102,17 +100,4 @@ func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, to
 	}
 	res.Text = strings.Join(texts, "\f")
 	return res, nil
-}
-
-// LimitsFromEnv is the defaults with INFERQ_MAX_PAGES (the page cap) and
-// INFERQ_DOCUMENT_DPI (the render resolution) applied where set.
-func LimitsFromEnv() Limits {
-	var l Limits
-	if n, err := strconv.Atoi(os.Getenv("INFERQ_MAX_PAGES")); err == nil && n > 0 {
-		l.MaxPages = n
-	}
-	if n, err := strconv.Atoi(os.Getenv("INFERQ_DOCUMENT_DPI")); err == nil && n > 0 && n <= 600 {
-		l.DPI = n
-	}
-	return l.WithDefaults()
 }

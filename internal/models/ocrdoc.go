@@ -12,10 +12,20 @@ import (
 	"github.com/inferq/inferq/internal/ort"
 )
 
+// docLimits are the process's document limits, set once by
+// SetDocumentLimits before the first document is read.
+var docLimits documents.Limits
+
+// SetDocumentLimits sets the page cap and render resolution every
+// document of this process is read with (the worker's INFERQ_MAX_PAGES
+// and INFERQ_DOCUMENT_DPI); zero fields keep the defaults. Call it before
+// serving.
+func SetDocumentLimits(l documents.Limits) { docLimits = l }
+
 // docOpener is the process's one document opener: pdfium's wasm module
 // compiles once, on the first PDF, whichever model version reads it.
 var docOpener = sync.OnceValue(func() *documents.Opener {
-	return documents.NewOpener(documents.LimitsFromEnv())
+	return documents.NewOpener(docLimits.WithDefaults())
 })
 
 // documentSample is a PDF or multi-page TIFF that opened within the
