@@ -19,6 +19,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 )
 
 // inlineLimit is the INFERQ_INLINE_INPUT_BYTES of these tests: small, so
@@ -43,7 +44,7 @@ func inputKey(t *testing.T, f *fleet, id string) string {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: f.back.Redis.Addr})
 	defer rdb.Close()
-	k, err := rdb.HGet(context.Background(), "job:"+id, "input_key").Result()
+	k, err := rdb.HGet(context.Background(), jobs.RecordKey(id), "input_key").Result()
 	if errors.Is(err, redis.Nil) {
 		return ""
 	}

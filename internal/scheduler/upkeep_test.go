@@ -264,35 +264,35 @@ func TestExpireHoldsRecords(t *testing.T) {
 	ctx := context.Background()
 	j := r.jobWith(t, jobs.Succeeded, jobOpts{storedOutput: true})
 	lost := r.job(t, jobs.Failed)
-	if ttl := r.rdb.PTTL(ctx, "job:"+j.ID).Val(); ttl <= 0 {
+	if ttl := r.rdb.PTTL(ctx, jobs.RecordKey(j.ID)).Val(); ttl <= 0 {
 		t.Fatalf("a finished record's TTL: %v, want the retention and grace", ttl)
 	}
 	if n, err := r.up.Expire(ctx, time.Now()); err != nil || n != 0 {
 		t.Fatalf("expire with nothing due: %d, %v", n, err)
 	}
-	if ttl := r.rdb.PTTL(ctx, "job:"+j.ID).Val(); ttl != -1 {
+	if ttl := r.rdb.PTTL(ctx, jobs.RecordKey(j.ID)).Val(); ttl != -1 {
 		t.Fatalf("after an upkeep run the finished record's TTL is %v, want none until it expires", ttl)
 	}
-	r.rdb.Del(ctx, "job:"+lost.ID)
+	r.rdb.Del(ctx, jobs.RecordKey(lost.ID))
 	n, err := r.up.Expire(ctx, time.Now().Add(time.Hour+jobs.ExpiredGrace+time.Hour))
 	if err != nil || n != 1 {
 		t.Fatalf("expired %d (%v), want 1", n, err)
 	}
 	r.expectExpired(t, []*jobs.Job{j})
-	if ttl := r.rdb.PTTL(ctx, "job:"+j.ID).Val(); ttl <= 0 || ttl > jobs.ExpiredGrace {
+	if ttl := r.rdb.PTTL(ctx, jobs.RecordKey(j.ID)).Val(); ttl <= 0 || ttl > jobs.ExpiredGrace {
 		t.Fatalf("an expired record's TTL: %v, want the grace", ttl)
 	}
 	// Another run must not hold an expired record.
 	if _, err := r.up.Expire(ctx, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if ttl := r.rdb.PTTL(ctx, "job:"+j.ID).Val(); ttl <= 0 {
+	if ttl := r.rdb.PTTL(ctx, jobs.RecordKey(j.ID)).Val(); ttl <= 0 {
 		t.Fatalf("an expired record held: TTL %v", ttl)
 	}
 	if objs := r.objects(t); len(objs) != 1 || objs[0] != lost.InputKey {
 		t.Fatalf("objects left: %v, want only the input of the job whose record was lost", objs)
 	}
-	if err := r.rdb.ZScore(ctx, jobs.FinishedIndex, lost.ID).Err(); err == nil {
+	if err := r.rdb.ZScore(ctx, jobs.FinishedIndex(jobs.ShardOf(lost.ID)), lost.ID).Err(); err == nil {
 		t.Fatalf("the job whose record was lost is still in the finished index")
 	}
 }
@@ -311,7 +311,7 @@ func TestExpireHoldsBacklogInSlices(t *testing.T) {
 		pipe := r.rdb.Pipeline()
 		cmds := make([]*redis.DurationCmd, len(done))
 		for i, j := range done {
-			cmds[i] = pipe.PTTL(ctx, "job:"+j.ID)
+			cmds[i] = pipe.PTTL(ctx, jobs.RecordKey(j.ID))
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
 			t.Fatal(err)
