@@ -46,6 +46,9 @@ type Upkeep struct {
 	// Notifier tells job ends left in the outbox; nil: none is told.
 	Notifier *notify.Notifier
 	Log      *slog.Logger
+
+	// holdFrom is the shard the next hold pass begins with.
+	holdFrom int
 }
 
 // Keys of the expiry (besides the store's records, jobs.RecordKey, and
@@ -151,8 +154,16 @@ func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 	if err := holdRecord.Load(ctx, rdb).Err(); err != nil {
 		return fmt.Errorf("expiry: load hold script: %w", err)
 	}
-	for sh := 0; sh < jobs.Shards; sh++ {
+	// Once stop has passed, the shards not reached wait for the next run,
+	// which begins with them, so that none waits behind the others.
+	for k := 0; k < jobs.Shards; k++ {
+		sh := (u.holdFrom + k) % jobs.Shards
+		if k > 0 && time.Now().After(stop) {
+			u.holdFrom = sh
+			return nil
+		}
 		if err := u.holdShard(ctx, rdb, sh, stop); err != nil {
+			u.holdFrom = sh
 			return err
 		}
 	}
