@@ -244,7 +244,7 @@ func TestBatchIngestNATSDown(t *testing.T) {
 	if len(jobKeys) > 0 || len(batchKeys) > 0 {
 		t.Fatalf("a refused batch left %d job records and batch keys %v", len(jobKeys), batchKeys)
 	}
-	if n, err := rdb.Get(ctx, "tenant:initech:unfinished").Int(); err != nil && !errors.Is(err, redis.Nil) || n != 0 {
+	if n, err := jobs.NewStore(rdb, time.Hour).Unfinished(ctx, "initech"); err != nil || n != 0 {
 		t.Fatalf("unfinished count after a refused batch: %d (%v), want 0", n, err)
 	}
 	if after := s3Objects(t, f); strings.Join(after, ",") != strings.Join(before, ",") {
