@@ -1,6 +1,13 @@
 package jobs
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/inferq/inferq/internal/fleettest"
+)
 
 func TestSlotMatchesRedisSpec(t *testing.T) {
 	// The Redis Cluster spec's reference: CRC16 of "123456789" is 0x31C3.
@@ -32,4 +39,30 @@ func TestShardsSpreadAndIDsKeepTheirShard(t *testing.T) {
 			t.Fatalf("ShardOf(%q) = %d", hostile, s)
 		}
 	}
+}
+
+// BenchmarkUnfinished: the queue quota's read, one pipeline of the 16
+// shards' counts, side by side with the single GET it replaced.
+func BenchmarkUnfinished(b *testing.B) {
+	srv, err := fleettest.StartRedis(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer srv.Stop(0)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	s := NewStore(rdb, 0)
+	ctx := context.Background()
+	b.Run("one-key", func(b *testing.B) {
+		for range b.N {
+			rdb.Get(ctx, "tenant:acme:unfinished")
+		}
+	})
+	b.Run("shards", func(b *testing.B) {
+		for range b.N {
+			if _, err := s.Unfinished(ctx, "acme"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
