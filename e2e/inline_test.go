@@ -19,6 +19,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 )
 
 // inlineLimit is the INFERQ_INLINE_INPUT_BYTES of these tests: small, so
@@ -43,7 +44,7 @@ func inputKey(t *testing.T, f *fleet, id string) string {
 	t.Helper()
 	rdb := redis.NewClient(&redis.Options{Addr: f.back.Redis.Addr})
 	defer rdb.Close()
-	k, err := rdb.HGet(context.Background(), "job:"+id, "input_key").Result()
+	k, err := rdb.HGet(context.Background(), jobs.RecordKey(id), "input_key").Result()
 	if errors.Is(err, redis.Nil) {
 		return ""
 	}
@@ -243,7 +244,7 @@ func TestBatchIngestNATSDown(t *testing.T) {
 	if len(jobKeys) > 0 || len(batchKeys) > 0 {
 		t.Fatalf("a refused batch left %d job records and batch keys %v", len(jobKeys), batchKeys)
 	}
-	if n, err := rdb.Get(ctx, "tenant:initech:unfinished").Int(); err != nil && !errors.Is(err, redis.Nil) || n != 0 {
+	if n, err := jobs.NewStore(rdb, time.Hour).Unfinished(ctx, "initech"); err != nil || n != 0 {
 		t.Fatalf("unfinished count after a refused batch: %d (%v), want 0", n, err)
 	}
 	if after := s3Objects(t, f); strings.Join(after, ",") != strings.Join(before, ",") {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
 )
 
@@ -362,7 +363,7 @@ func TestRunMessageFollowsRecord(t *testing.T) {
 	_, err = nc.Subscribe("jobs.run.>", func(m *nats.Msg) {
 		var msg struct{ ID string }
 		_ = json.Unmarshal(m.Data, &msg)
-		st, _ := rdb.HGet(context.Background(), "job:"+msg.ID, "status").Result()
+		st, _ := rdb.HGet(context.Background(), jobs.RecordKey(msg.ID), "status").Result()
 		seen <- st
 	})
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
 )
 
@@ -170,7 +171,7 @@ func TestWaitersSeeAnEndWithoutItsEvent(t *testing.T) {
 	}()
 	time.Sleep(time.Second) // both are waiting
 	// The job ends in its record alone: no event is published.
-	if err := rdb.HSet(ctx, "job:"+j.ID, "status", "canceled").Err(); err != nil {
+	if err := rdb.HSet(ctx, jobs.RecordKey(j.ID), "status", "canceled").Err(); err != nil {
 		t.Fatal(err)
 	}
 	select {

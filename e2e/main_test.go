@@ -80,6 +80,14 @@ func startFleet(t *testing.T, opts fleettest.Options) *fleet {
 // more than one).
 func startFleetNATS(t *testing.T, opts fleettest.Options, natsNodes int) *fleet {
 	t.Helper()
+	return startFleetOn(t, opts, func(dir, bucket string) (*fleettest.Backing, error) {
+		return fleettest.StartBackingNATS(dir, sharedS3, bucket, natsNodes)
+	})
+}
+
+// startFleetOn is startFleet on the backing servers that start makes.
+func startFleetOn(t *testing.T, opts fleettest.Options, start func(dir, bucket string) (*fleettest.Backing, error)) *fleet {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("fleet test: skipped in -short mode")
 	}
@@ -89,7 +97,7 @@ func startFleetNATS(t *testing.T, opts fleettest.Options, natsNodes int) *fleet 
 	if len(bucket) > 63 {
 		bucket = bucket[:63]
 	}
-	back, err := fleettest.StartBackingNATS(dir, sharedS3, strings.TrimRight(bucket, "-"), natsNodes)
+	back, err := start(dir, strings.TrimRight(bucket, "-"))
 	if err != nil {
 		t.Fatal(err)
 	}

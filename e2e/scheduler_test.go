@@ -18,6 +18,7 @@ import (
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/coord"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/queue"
 )
 
@@ -111,7 +112,7 @@ func TestLateDispatch(t *testing.T) {
 	pipe := rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(bulkIDs))
 	for i, id := range bulkIDs {
-		cmds[i] = pipe.HGet(ctx, "job:"+id, "started_at")
+		cmds[i] = pipe.HGet(ctx, jobs.RecordKey(id), "started_at")
 	}
 	_, _ = pipe.Exec(ctx)
 	premiumStart := done.StartedAt.UnixMilli()

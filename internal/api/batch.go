@@ -254,7 +254,8 @@ func (b *batchUpload) add(name, declared string, r io.Reader, fp *fingerprint) e
 		r = io.TeeReader(r, fp.file(name, declared))
 		defer fp.end()
 	}
-	f := batchFile{id: jobs.NewID()}
+	// In the batch's shard: a job's transitions count in its batch's hash.
+	f := batchFile{id: jobs.NewIDIn(jobs.ShardOf(b.id))}
 	key := "inputs/" + b.tenant + "/" + b.id + "/" + f.id
 	if b.sub.dry {
 		key = "" // a replay only reads

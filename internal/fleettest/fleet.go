@@ -39,7 +39,19 @@ type Backing struct {
 	// NATSCluster replaces NATS with a cluster; streams and buckets then
 	// get as many replicas as it has nodes (INFERQ_JS_REPLICAS).
 	NATSCluster *NATSCluster
-	Bucket      string
+	// RedisCluster replaces Redis with a Redis Cluster (three primaries,
+	// a replica each).
+	RedisCluster *RedisCluster
+	Bucket       string
+}
+
+// RedisURL is b's INFERQ_REDIS_URL: the single node's, or the cluster's
+// in go-redis's cluster form.
+func (b *Backing) RedisURL() string {
+	if b.RedisCluster != nil {
+		return b.RedisCluster.URL()
+	}
+	return "redis://" + b.Redis.Addr + "/0"
 }
 
 // NATSURL is the URL a client of b's NATS dials: every node's, comma
@@ -55,7 +67,7 @@ func (b *Backing) NATSURL() string {
 func (b *Backing) Env() []string {
 	env := []string{
 		"INFERQ_NATS_URL=" + b.NATSURL(),
-		"INFERQ_REDIS_URL=redis://" + b.Redis.Addr + "/0",
+		"INFERQ_REDIS_URL=" + b.RedisURL(),
 		"INFERQ_S3_ENDPOINT=http://" + b.MinIO.Addr,
 		"INFERQ_S3_ACCESS_KEY=" + MinIOUser,
 		"INFERQ_S3_SECRET_KEY=" + MinIOPassword,
@@ -272,6 +284,16 @@ func StartBacking(dir string, minio *Server, bucket string) (*Backing, error) {
 // StartBackingNATS is StartBacking with natsNodes NATS servers: more than
 // one makes a NATSCluster.
 func StartBackingNATS(dir string, minio *Server, bucket string, natsNodes int) (*Backing, error) {
+	return startBacking(dir, minio, bucket, natsNodes, false)
+}
+
+// StartBackingRedisCluster is StartBacking with a RedisCluster in place
+// of the single Redis.
+func StartBackingRedisCluster(dir string, minio *Server, bucket string) (*Backing, error) {
+	return startBacking(dir, minio, bucket, 1, true)
+}
+
+func startBacking(dir string, minio *Server, bucket string, natsNodes int, redisCluster bool) (*Backing, error) {
 	b := &Backing{Bucket: bucket, MinIO: minio}
 	var err error
 	if natsNodes > 1 {
@@ -282,7 +304,12 @@ func StartBackingNATS(dir string, minio *Server, bucket string, natsNodes int) (
 	if err != nil {
 		return nil, err
 	}
-	if b.Redis, err = StartRedis(dir); err != nil {
+	if redisCluster {
+		b.RedisCluster, err = StartRedisCluster(dir)
+	} else {
+		b.Redis, err = StartRedis(dir)
+	}
+	if err != nil {
 		b.Stop()
 		return nil, err
 	}
@@ -305,5 +332,8 @@ func (b *Backing) Stop() {
 	}
 	if b.NATSCluster != nil {
 		b.NATSCluster.Stop()
+	}
+	if b.RedisCluster != nil {
+		b.RedisCluster.Stop()
 	}
 }

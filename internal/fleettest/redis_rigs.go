@@ -177,9 +177,15 @@ func StartRedisCluster(dir string) (_ *RedisCluster, err error) {
 	defer cancel()
 	for _, n := range c.Nodes {
 		rdb := redis.NewClient(&redis.Options{Addr: n.Addr})
+		// A replica counts once it holds its primary's data: until then a
+		// WAIT on its primary finds no replica.
 		err := waitFor(30*time.Second, n.Proc, func() bool {
 			info, err := rdb.ClusterInfo(ctx).Result()
-			return err == nil && strings.Contains(info, "cluster_state:ok")
+			if err != nil || !strings.Contains(info, "cluster_state:ok") {
+				return false
+			}
+			repl, err := rdb.Info(ctx, "replication").Result()
+			return err == nil && (strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up"))
 		})
 		rdb.Close()
 		if err != nil {

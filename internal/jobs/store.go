@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -34,8 +35,12 @@ func (e *TransitionError) Error() string {
 // Unwrap lets errors.Is(err, ErrIllegal) match.
 func (e *TransitionError) Unwrap() error { return ErrIllegal }
 
-// Store keeps job records in Redis: one hash per job at job:<id>, and a
-// per-tenant count of unfinished jobs for the queue quota.
+// Store keeps job records in Redis: one hash per job at job:{tag}:<id>,
+// per-tenant counts of unfinished jobs for the queue quota, and indexes
+// of running, finished and ended jobs. Every key but the record's is one
+// per shard (see Shards), tagged with it, so that a job's atomic steps
+// stay in one Redis Cluster slot; readers of a whole index or count walk
+// or sum the shards.
 type Store struct {
 	rdb       redis.UniversalClient
 	retention time.Duration
@@ -70,14 +75,25 @@ func NewStore(rdb redis.UniversalClient, retention time.Duration) *Store {
 func (s *Store) Redis() redis.UniversalClient { return s.rdb }
 
 // BatchKey is the hash of a batch's job counts by state, which every
-// transition of a job in the batch keeps up to date atomically.
-func BatchKey(id string) string { return "batch:" + id }
+// transition of a job in the batch keeps up to date atomically. Its tag
+// is the batch id's shard, which all of the batch's jobs share.
+func BatchKey(id string) string { return "batch:" + tagOf(id) + ":" + id }
 
 // RecordKey is the hash that holds job id's record.
-func RecordKey(id string) string { return "job:" + id }
+func RecordKey(id string) string { return "job:" + tagOf(id) + ":" + id }
 
-func unfinishedKey(t string) string { return "tenant:" + t + ":unfinished" }
-func ms(t time.Time) string         { return strconv.FormatInt(t.UnixMilli(), 10) }
+// unfinishedKey is shard s's part of tenant t's count of unfinished jobs.
+func unfinishedKey(s int, t string) string { return "tenant:" + tags[s] + ":" + t + ":unfinished" }
+
+// The indexes, one per shard.
+func runningKey(s int) string { return "jobs:" + tags[s] + ":running" }
+func endedKey(s int) string   { return "jobs:" + tags[s] + ":ended" }
+func slaKey(s int) string     { return "sla:" + tags[s] + ":counts" }
+
+// FinishedIndex is shard s's sorted set of settled job ids by finish time
+// (ms), which expiry walks.
+func FinishedIndex(s int) string { return "jobs:" + tags[s] + ":finished" }
+func ms(t time.Time) string      { return strconv.FormatInt(t.UnixMilli(), 10) }
 func fromMS(s string) time.Time {
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || n == 0 {
@@ -95,28 +111,43 @@ func (s *Store) Create(ctx context.Context, j *Job) error {
 // batch does not hold Redis for long in one step.
 const createChunk = 2000
 
+// ErrWrongShard is a job of a batch whose id is not in its batch's shard
+// (NewIDIn(ShardOf(batchID)) makes one that is).
+var ErrWrongShard = errors.New("job id not in its batch's shard")
+
 // CreateMany stores new queued jobs, all of one tenant, and counts them
-// against it: one round trip per createChunk records, each chunk atomic
-// (MULTI/EXEC), so that a chunk is either wholly written or not at all.
+// against it: the jobs go by shard (a batch is one), one round trip per
+// createChunk records of a shard, each chunk atomic (MULTI/EXEC, one
+// Cluster slot), so that a chunk is either wholly written or not at all.
 func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
-	for start := 0; start < len(js); start += createChunk {
-		chunk := js[start:min(start+createChunk, len(js))]
-		err := s.Replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
-			batches := map[string]int64{}
-			for _, j := range chunk {
-				pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
-				if j.BatchID != "" {
-					batches[j.BatchID]++
+	var byShard [Shards][]*Job
+	for _, j := range js {
+		sh := ShardOf(j.ID)
+		if j.BatchID != "" && ShardOf(j.BatchID) != sh {
+			return fmt.Errorf("create job %s of batch %s: %w", j.ID, j.BatchID, ErrWrongShard)
+		}
+		byShard[sh] = append(byShard[sh], j)
+	}
+	for sh, group := range byShard {
+		for start := 0; start < len(group); start += createChunk {
+			chunk := group[start:min(start+createChunk, len(group))]
+			err := s.Replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
+				batches := map[string]int64{}
+				for _, j := range chunk {
+					pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
+					if j.BatchID != "" {
+						batches[j.BatchID]++
+					}
 				}
+				pipe.IncrBy(ctx, unfinishedKey(sh, chunk[0].Tenant), int64(len(chunk)))
+				for b, n := range batches {
+					pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
+				}
+				return nil
+			})
+			if err != nil {
+				return fmt.Errorf("create %d jobs: %w", len(chunk), err)
 			}
-			pipe.IncrBy(ctx, unfinishedKey(chunk[0].Tenant), int64(len(chunk)))
-			for b, n := range batches {
-				pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
-			}
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("create %d jobs: %w", len(chunk), err)
 		}
 	}
 	return nil
@@ -193,14 +224,14 @@ func recordFields(j *Job) map[string]any {
 // withdraw undoes the Create of a job that was never accepted, exactly
 // once: a job still queued loses its record and its counts; any other
 // state is left to the caller (it returns that state). KEYS: the record,
-// the tenant's unfinished count. ARGV: the batch key, or "".
+// the tenant's unfinished count of its shard, and the batch key if any.
 var withdraw = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return '' end
 if cur ~= 'queued' then return cur end
 redis.call('DEL', KEYS[1])
 redis.call('DECR', KEYS[2])
-if ARGV[1] ~= '' then redis.call('HINCRBY', ARGV[1], 'queued', -1) end
+if KEYS[3] then redis.call('HINCRBY', KEYS[3], 'queued', -1) end
 return 'withdrawn'
 `)
 
@@ -215,11 +246,11 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.Cmd, len(js))
 	for i, j := range js {
-		batch := ""
+		keys := []string{RecordKey(j.ID), unfinishedKey(ShardOf(j.ID), j.Tenant)}
 		if j.BatchID != "" {
-			batch = BatchKey(j.BatchID)
+			keys = append(keys, BatchKey(j.BatchID))
 		}
-		cmds[i] = withdraw.Eval(ctx, pipe, []string{RecordKey(j.ID), unfinishedKey(j.Tenant)}, batch)
+		cmds[i] = withdraw.Eval(ctx, pipe, keys)
 	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("withdraw %d jobs: %w", len(js), err)
@@ -251,13 +282,26 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 	return errors.Join(errs...)
 }
 
-// Unfinished is the tenant's count of jobs not yet in a terminal state.
+// Unfinished is the tenant's count of jobs not yet in a terminal state:
+// the sum of its shards' counts, read in one pipeline.
 func (s *Store) Unfinished(ctx context.Context, tenant string) (int64, error) {
-	n, err := s.rdb.Get(ctx, unfinishedKey(tenant)).Int64()
-	if errors.Is(err, redis.Nil) {
-		return 0, nil
+	pipe := s.rdb.Pipeline()
+	var cmds [Shards]*redis.StringCmd
+	for sh := range cmds {
+		cmds[sh] = pipe.Get(ctx, unfinishedKey(sh, tenant))
 	}
-	return n, err
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+	}
+	var total int64
+	for _, c := range cmds {
+		n, err := c.Int64()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // Get reads a job's record.
@@ -328,22 +372,13 @@ func decode(m map[string]string) (*Job, error) {
 	return j, nil
 }
 
-// Keys of the store's indexes.
-const (
-	// runningKey orders running jobs by start time, for the reaper.
-	runningKey = "jobs:running"
-	// slaKey counts finished and met-deadline jobs by model and tier.
-	slaKey = "sla:counts"
-	// endedKey is the outbox of job ends: the transition that ends a job
-	// adds it, in the same atomic step; it leaves once what its end must
-	// tell (webhook, batch) is recorded (Told). So an end is told even when
-	// the finisher never learns that its transition happened.
-	endedKey = "jobs:ended"
-)
-
-// FinishedIndex is the sorted set of settled job ids by finish time (ms),
-// which expiry walks.
-const FinishedIndex = "jobs:finished"
+// The store's indexes, each one per shard (the job's): runningKey orders
+// running jobs by start time, for the reaper; slaKey counts finished and
+// met-deadline jobs by model and tier; endedKey is the outbox of job
+// ends: the transition that ends a job adds it, in the same atomic step;
+// it leaves once what its end must tell (webhook, batch) is recorded
+// (Told). So an end is told even when the finisher never learns that its
+// transition happened.
 
 // ExpiredGrace is how long an expired job's record stays readable (status
 // expired, without its result) before it is gone.
@@ -353,27 +388,31 @@ const ExpiredGrace = 24 * time.Hour
 // the legal sources, writes the new state and fields, counts attempts,
 // moves the job between its batch's state counts, keeps the running and
 // finished indexes, and when the job reaches its end settles the tenant's
-// unfinished count and the SLA counts. (Some keys are built in the script,
-// so a Redis Cluster deployment would need hash tags; inferq runs on one
-// Redis primary.) It returns {1, previous} on success, {0, current} when
-// refused, {-1} when the job does not exist.
+// unfinished count and the SLA counts. It returns {1, previous} on
+// success, {0, current} when refused, {-1} when the job does not exist.
 //
+// KEYS: the record and its shard's unfinished count, finished, running,
+// SLA and ended keys. The batch key is built here from the record's
+// batch_id, since the caller need not know it, with the job's hash tag
+// (ARGV 8): a batch's jobs share its shard (CreateMany checks), so the key
+// lies in the slot of the declared keys, which a Cluster accepts.
 // ARGV: 1 to, 2 legal sources (comma list), 3 count an attempt, 4 settles,
-// 5 TTL ms, 6 now ms, 7 clear the result, 8.. field/value pairs.
+// 5 TTL ms, 6 now ms, 7 clear the result, 8 hash tag, 9.. field/value pairs.
 var transition = redis.NewScript(`
 local cur = redis.call('HGET', KEYS[1], 'status')
 if not cur then return {-1, ''} end
 if not string.find(',' .. ARGV[2] .. ',', ',' .. cur .. ',', 1, true) then return {0, cur} end
 local to = ARGV[1]
 redis.call('HSET', KEYS[1], 'status', to)
-for i = 8, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
+for i = 9, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i+1]) end
 if ARGV[3] == '1' then redis.call('HINCRBY', KEYS[1], 'attempts', 1) end
 if ARGV[7] == '1' then redis.call('HDEL', KEYS[1], 'result') end
 local id = redis.call('HGET', KEYS[1], 'id')
 local batch = redis.call('HGET', KEYS[1], 'batch_id')
 if batch and cur ~= to then
-  redis.call('HINCRBY', 'batch:' .. batch, cur, -1)
-  redis.call('HINCRBY', 'batch:' .. batch, to, 1)
+  local bk = 'batch:' .. ARGV[8] .. ':' .. batch
+  redis.call('HINCRBY', bk, cur, -1)
+  redis.call('HINCRBY', bk, to, 1)
 end
 if to == 'running' then
   redis.call('ZADD', KEYS[4], ARGV[6], id)
@@ -448,37 +487,50 @@ func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 			replicas = s.minReplicas
 		}
 	}
-	run := func() ([]*redis.Cmd, error) {
-		cmds := make([]*redis.Cmd, len(moves))
-		err := s.pipelined(ctx, RecordKey(moves[0].ID), false, replicas, func(pipe redis.Pipeliner) error {
-			for i, m := range moves {
-				cmds[i] = transition.EvalSha(ctx, pipe, m.keys(), s.args(m)...)
-			}
-			return nil
-		})
-		return cmds, err
+	// WAIT runs on the connection of one primary, whose pipeline takes
+	// only keys it owns: on a Cluster the waiting moves go by shard.
+	// Otherwise one pipeline takes all (a ClusterClient splits it by slot).
+	groups := [][]int{make([]int, len(moves))}
+	for i := range moves {
+		groups[0][i] = i
 	}
-	cmds, err := run()
-	if errors.Is(err, ErrNotReplicated) {
-		// Written on the primary but not promised: the caller must not
-		// ack; a redelivery finds the end recorded and acks then.
-		for i, m := range moves {
-			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, err)
+	if _, ok := s.rdb.(*redis.ClusterClient); ok && replicas > 0 {
+		groups = byShard(len(moves), func(i int) string { return moves[i].ID })
+	}
+	cmds := make([]*redis.Cmd, len(moves))
+	errs := make([]error, len(moves))
+	for _, g := range groups {
+		run := func() error {
+			return s.pipelined(ctx, RecordKey(moves[g[0]].ID), false, replicas, func(pipe redis.Pipeliner) error {
+				for _, i := range g {
+					cmds[i] = transition.EvalSha(ctx, pipe, moves[i].keys(), s.args(moves[i])...)
+				}
+				return nil
+			})
 		}
-		return out
-	}
-	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
-		// Redis restarted or flushed its scripts: load it and go again
-		// (nothing ran, so nothing runs twice).
-		if lerr := transition.Load(ctx, s.rdb).Err(); lerr != nil {
-			err = lerr
-		} else {
-			cmds, err = run()
+		err := run()
+		if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+			// Redis restarted or flushed its scripts: load it and go again
+			// (nothing ran, so nothing runs twice).
+			if lerr := transition.Load(ctx, s.rdb).Err(); lerr != nil {
+				err = lerr
+			} else {
+				err = run()
+			}
+		}
+		for _, i := range g {
+			if errors.Is(err, ErrNotReplicated) {
+				// Written on the primary but not promised: the caller
+				// must not ack; a redelivery finds the end recorded and
+				// acks then.
+				cmds[i] = nil
+			}
+			errs[i] = err
 		}
 	}
 	for i, m := range moves {
-		if cmds == nil || cmds[i] == nil {
-			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, err)
+		if cmds[i] == nil {
+			out[i].Err = fmt.Errorf("move job %s to %s: %w", m.ID, m.To, errs[i])
 			continue
 		}
 		res, cerr := cmds[i].Slice()
@@ -500,7 +552,8 @@ func (s *Store) TransitionMany(ctx context.Context, moves []Move) []Moved {
 }
 
 func (m Move) keys() []string {
-	return []string{RecordKey(m.ID), unfinishedKey(m.Tenant), FinishedIndex, runningKey, slaKey, endedKey}
+	sh := ShardOf(m.ID)
+	return []string{RecordKey(m.ID), unfinishedKey(sh, m.Tenant), FinishedIndex(sh), runningKey(sh), slaKey(sh), endedKey(sh)}
 }
 
 func (s *Store) args(m Move) []any {
@@ -521,7 +574,7 @@ func (s *Store) args(m Move) []any {
 		ttl = ExpiredGrace.Milliseconds()
 	}
 	args := []any{string(to), strings.Join(srcs, ","), b2s(u.CountAttempt), b2s(settles), ttl,
-		time.Now().UnixMilli(), b2s(u.ClearResult)}
+		time.Now().UnixMilli(), b2s(u.ClearResult), tagOf(m.ID)}
 	if !u.StartedAt.IsZero() {
 		args = append(args, "started_at", ms(u.StartedAt))
 	}
@@ -570,46 +623,116 @@ func b2s(b bool) string {
 // Retention is how long finished jobs keep their results.
 func (s *Store) Retention() time.Duration { return s.retention }
 
+// byShard groups the indexes 0..n-1 by the shard of id(i), in shard order.
+func byShard(n int, id func(int) string) [][]int {
+	var by [Shards][]int
+	for i := 0; i < n; i++ {
+		sh := ShardOf(id(i))
+		by[sh] = append(by[sh], i)
+	}
+	var out [][]int
+	for _, g := range by {
+		if len(g) > 0 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// oldest lists up to n members scored before t across every shard's
+// index key(s), oldest first: one pipelined read of each shard's oldest n.
+func (s *Store) oldest(ctx context.Context, key func(int) string, t time.Time, n int64) ([]string, error) {
+	pipe := s.rdb.Pipeline()
+	var cmds [Shards]*redis.ZSliceCmd
+	for sh := range cmds {
+		cmds[sh] = pipe.ZRangeByScoreWithScores(ctx, key(sh), &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n})
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return nil, err
+	}
+	var all []redis.Z
+	for _, c := range cmds {
+		all = append(all, c.Val()...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Score < all[j].Score })
+	out := make([]string, 0, min(int64(len(all)), n))
+	for _, z := range all {
+		if int64(len(out)) == n {
+			break
+		}
+		if id, ok := z.Member.(string); ok {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
 // FinishedBefore lists up to n jobs that finished before t (expiry).
 func (s *Store) FinishedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
-	return s.rdb.ZRangeByScore(ctx, FinishedIndex, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+	return s.oldest(ctx, FinishedIndex, t, n)
+}
+
+// FinishedDue counts the jobs that finished before t, over every shard.
+func (s *Store) FinishedDue(ctx context.Context, t time.Time) (int64, error) {
+	pipe := s.rdb.Pipeline()
+	var cmds [Shards]*redis.IntCmd
+	for sh := range cmds {
+		cmds[sh] = pipe.ZCount(ctx, FinishedIndex(sh), "-inf", ms(t))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return 0, err
+	}
+	var total int64
+	for _, c := range cmds {
+		total += c.Val()
+	}
+	return total, nil
 }
 
 // EndedBefore lists up to n jobs that ended before t and whose ends have
 // not been told yet (the outbox's reconciler).
 func (s *Store) EndedBefore(ctx context.Context, t time.Time, n int64) ([]string, error) {
-	return s.rdb.ZRangeByScore(ctx, endedKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+	return s.oldest(ctx, endedKey, t, n)
 }
 
 // Told takes jobs out of the outbox: what their ends must tell is recorded.
 func (s *Store) Told(ctx context.Context, ids ...string) error {
+	return s.remove(ctx, ids, endedKey)
+}
+
+// remove takes ids out of the indexes named by keys, each id from its own
+// shard's, in one round trip.
+func (s *Store) remove(ctx context.Context, ids []string, keys ...func(int) string) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	members := make([]any, len(ids))
-	for i, id := range ids {
-		members[i] = id
+	pipe := s.rdb.Pipeline()
+	for _, g := range byShard(len(ids), func(i int) string { return ids[i] }) {
+		members := make([]any, len(g))
+		for k, i := range g {
+			members[k] = ids[i]
+		}
+		for _, key := range keys {
+			pipe.ZRem(ctx, key(ShardOf(ids[g[0]])), members...)
+		}
 	}
-	return s.rdb.ZRem(ctx, endedKey, members...).Err()
+	_, err := pipe.Exec(ctx)
+	return err
 }
 
 // RunningSince lists up to n jobs running since before t (the reaper).
 func (s *Store) RunningSince(ctx context.Context, t time.Time, n int64) ([]string, error) {
-	return s.rdb.ZRangeByScore(ctx, runningKey, &redis.ZRangeBy{Min: "-inf", Max: ms(t), Count: n}).Result()
+	return s.oldest(ctx, runningKey, t, n)
 }
 
 // TouchRunning restarts the reaper's clock of a running job.
 func (s *Store) TouchRunning(ctx context.Context, id string, now time.Time) error {
-	return s.rdb.ZAddXX(ctx, runningKey, redis.Z{Score: float64(now.UnixMilli()), Member: id}).Err()
+	return s.rdb.ZAddXX(ctx, runningKey(ShardOf(id)), redis.Z{Score: float64(now.UnixMilli()), Member: id}).Err()
 }
 
-// Forget drops an id from the indexes (its record is gone).
-func (s *Store) Forget(ctx context.Context, id string) error {
-	pipe := s.rdb.Pipeline()
-	pipe.ZRem(ctx, FinishedIndex, id)
-	pipe.ZRem(ctx, runningKey, id)
-	_, err := pipe.Exec(ctx)
-	return err
+// Forget drops ids from the indexes (their records are gone).
+func (s *Store) Forget(ctx context.Context, ids ...string) error {
+	return s.remove(ctx, ids, FinishedIndex, runningKey)
 }
 
 // SLACount is how many jobs of one model and tier finished, and how many
@@ -619,13 +742,30 @@ type SLACount struct {
 	Finished, Met int64
 }
 
-// SLACounts reads the counts of every model and tier.
+// SLACounts reads the counts of every model and tier, summed over the
+// shards.
 func (s *Store) SLACounts(ctx context.Context) ([]SLACount, error) {
-	m, err := s.rdb.HGetAll(ctx, slaKey).Result()
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	var cmds [Shards]*redis.MapStringStringCmd
+	for sh := range cmds {
+		cmds[sh] = pipe.HGetAll(ctx, slaKey(sh))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
 		return nil, err
 	}
 	by := map[[2]string]*SLACount{}
+	for _, c := range cmds {
+		addSLA(by, c.Val())
+	}
+	out := make([]SLACount, 0, len(by))
+	for _, c := range by {
+		out = append(out, *c)
+	}
+	return out, nil
+}
+
+// addSLA adds one shard's SLA hash to by.
+func addSLA(by map[[2]string]*SLACount, m map[string]string) {
 	for k, v := range m {
 		parts := strings.Split(k, "|")
 		if len(parts) != 3 {
@@ -639,14 +779,9 @@ func (s *Store) SLACounts(ctx context.Context) ([]SLACount, error) {
 		}
 		switch parts[2] {
 		case "finished":
-			c.Finished = n
+			c.Finished += n
 		case "met":
-			c.Met = n
+			c.Met += n
 		}
 	}
-	out := make([]SLACount, 0, len(by))
-	for _, c := range by {
-		out = append(out, *c)
-	}
-	return out, nil
 }

@@ -56,7 +56,7 @@ func TestStoreLifecycle(t *testing.T) {
 	if n, _ := s.Unfinished(ctx, "acme"); n != 0 {
 		t.Fatalf("unfinished after finish = %d, want 0", n)
 	}
-	if ttl := rdb.TTL(ctx, "job:"+j.ID).Val(); ttl <= ExpiredGrace || ttl > time.Hour+ExpiredGrace {
+	if ttl := rdb.TTL(ctx, RecordKey(j.ID)).Val(); ttl <= ExpiredGrace || ttl > time.Hour+ExpiredGrace {
 		t.Fatalf("finished record TTL %s, want the retention and the grace", ttl)
 	}
 	if _, err := s.Get(ctx, "missing"); !errors.Is(err, ErrNotFound) {
@@ -112,7 +112,7 @@ func TestBatchCounts(t *testing.T) {
 	now := time.Now()
 	var js []*Job
 	for i := 0; i < 3; i++ {
-		j := &Job{ID: NewID(), Tenant: "t", BatchID: "b1", CreatedAt: now, Deadline: now.Add(time.Minute)}
+		j := &Job{ID: NewIDIn(ShardOf("b1")), Tenant: "t", BatchID: "b1", CreatedAt: now, Deadline: now.Add(time.Minute)}
 		if err := s.Create(ctx, j); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestIndexesAndSLACounts(t *testing.T) {
 	if ids, _ := s.FinishedBefore(ctx, now.Add(time.Minute), 10); len(ids) != 1 {
 		t.Fatalf("finished index after expiry: %v", ids)
 	}
-	if ttl := rdb.TTL(ctx, "job:"+a.ID).Val(); ttl > ExpiredGrace || ttl <= 0 {
+	if ttl := rdb.TTL(ctx, RecordKey(a.ID)).Val(); ttl > ExpiredGrace || ttl <= 0 {
 		t.Fatalf("expired record ttl %s", ttl)
 	}
 }
@@ -192,7 +192,7 @@ func TestWithdrawIsExact(t *testing.T) {
 	now := time.Now()
 	var js []*Job
 	for range 3 {
-		js = append(js, &Job{ID: NewID(), Tenant: "acme", Tier: "bulk", Model: "echo", CreatedAt: now,
+		js = append(js, &Job{ID: NewIDIn(ShardOf("b1")), Tenant: "acme", Tier: "bulk", Model: "echo", CreatedAt: now,
 			Deadline: now.Add(time.Hour), Input: []byte("x"), BatchID: "b1"})
 	}
 	if err := s.CreateMany(ctx, js); err != nil {

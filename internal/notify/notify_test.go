@@ -75,7 +75,7 @@ func TestBatchCompletesOnce(t *testing.T) {
 		FieldCreatedAt, MS(now), FieldWebhookURL, "https://example.com/hook")
 	var js []*jobs.Job
 	for i := 0; i < total; i++ {
-		j := &jobs.Job{ID: jobs.NewID(), Tenant: "acme", Tier: "bulk", Model: "echo", BatchID: "b1",
+		j := &jobs.Job{ID: jobs.NewIDIn(jobs.ShardOf("b1")), Tenant: "acme", Tier: "bulk", Model: "echo", BatchID: "b1",
 			CreatedAt: now, Deadline: now.Add(time.Hour)}
 		if i%10 == 0 {
 			j.WebhookURL = "https://example.com/job"

@@ -26,7 +26,7 @@ func TestOutboxTellsLostEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	mk := func(webhookURL, batch string) *jobs.Job {
-		j := &jobs.Job{ID: jobs.NewID(), Tenant: "acme", Tier: "bulk", Model: "echo", CreatedAt: now,
+		j := &jobs.Job{ID: jobs.NewIDIn(jobs.ShardOf(batch)), Tenant: "acme", Tier: "bulk", Model: "echo", CreatedAt: now,
 			Deadline: now.Add(time.Hour), InputKey: "inputs/acme/x", BatchID: batch, WebhookURL: webhookURL}
 		if err := store.Create(ctx, j); err != nil {
 			t.Fatal(err)

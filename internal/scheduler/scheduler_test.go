@@ -163,7 +163,7 @@ func TestReleasePass(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone := r.submit(t, nil)
-	if err := r.store.Redis().Del(ctx, "job:"+gone.ID).Err(); err != nil {
+	if err := r.store.Redis().Del(ctx, jobs.RecordKey(gone.ID)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]byte{

@@ -46,14 +46,18 @@ type Upkeep struct {
 	// Notifier tells job ends left in the outbox; nil: none is told.
 	Notifier *notify.Notifier
 	Log      *slog.Logger
+
+	// holdFrom is the shard the next hold pass begins with.
+	holdFrom int
 }
 
 // Keys of the expiry (besides the store's records, jobs.RecordKey, and
-// its index of settled jobs by finish time, jobs.FinishedIndex).
+// its per-shard indexes of settled jobs by finish time, jobs.FinishedIndex).
+// Each is one key, so every command on it is single-slot on a Cluster.
 const (
-	// holdCursorKey is the finish time (ms) from which the next hold
-	// pass looks.
-	holdCursorKey = "upkeep:expiry:held"
+	// holdCursorKey holds, per shard (field: the shard's number), the
+	// finish time (ms) from which the next hold pass looks.
+	holdCursorKey = "upkeep:expiry:held:shards"
 	// doomedKey holds the S3 keys of expired jobs not yet deleted (sorted
 	// set; score: when they were doomed, ms). It has no TTL: a key leaves
 	// it only once S3 confirmed the delete.
@@ -118,7 +122,7 @@ func (u *Upkeep) Expire(ctx context.Context, now time.Time) (int, error) {
 			break
 		}
 		if time.Now().After(stop) {
-			due, _ := u.Store.Redis().ZCount(ctx, jobs.FinishedIndex, "-inf", strconv.FormatInt(cutoff.UnixMilli(), 10)).Result()
+			due, _ := u.Store.FinishedDue(ctx, cutoff)
 			u.Log.Warn("expiry is behind: its run's budget is spent with jobs still due", "expired", total, "due", due, "budget", budget)
 			return total, nil
 		}
@@ -145,10 +149,35 @@ return redis.call('PERSIST', KEYS[1])
 // due for expiry are the oldest of all.
 func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 	rdb := u.Store.Redis()
+	// Loaded once a pass: a pipeline cannot fall back from EVALSHA to EVAL
+	// after Redis lost its scripts.
+	if err := holdRecord.Load(ctx, rdb).Err(); err != nil {
+		return fmt.Errorf("expiry: load hold script: %w", err)
+	}
+	// Once stop has passed, the shards not reached wait for the next run,
+	// which begins with them, so that none waits behind the others.
+	for k := 0; k < jobs.Shards; k++ {
+		sh := (u.holdFrom + k) % jobs.Shards
+		if k > 0 && time.Now().After(stop) {
+			u.holdFrom = sh
+			return nil
+		}
+		if err := u.holdShard(ctx, rdb, sh, stop); err != nil {
+			u.holdFrom = sh
+			return err
+		}
+	}
+	return nil
+}
+
+// holdShard is hold on shard sh's index, with its own cursor: a pass that
+// runs out of time in one shard still moves the others on next time.
+func (u *Upkeep) holdShard(ctx context.Context, rdb redis.UniversalClient, sh int, stop time.Time) error {
 	started := time.Now()
+	field := strconv.Itoa(sh)
 	// No cursor yet (the first run of this version): hold every record in
 	// the index, from the oldest, a slice a run.
-	from, err := rdb.Get(ctx, holdCursorKey).Int64()
+	from, err := rdb.HGet(ctx, holdCursorKey, field).Int64()
 	if err != nil && !errors.Is(err, redis.Nil) {
 		return fmt.Errorf("expiry: read hold cursor: %w", err)
 	}
@@ -156,20 +185,13 @@ func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 	// began; one that stops early goes on from where it stopped.
 	next := started.Add(-holdOverlap).UnixMilli()
 	for offset := int64(0); ; offset += expiryPage {
-		zs, err := rdb.ZRangeByScoreWithScores(ctx, jobs.FinishedIndex, &redis.ZRangeBy{
+		zs, err := rdb.ZRangeByScoreWithScores(ctx, jobs.FinishedIndex(sh), &redis.ZRangeBy{
 			Min: strconv.FormatInt(from, 10), Max: "+inf", Offset: offset, Count: expiryPage,
 		}).Result()
 		if err != nil {
 			return fmt.Errorf("expiry: list finished jobs: %w", err)
 		}
 		if len(zs) > 0 {
-			if offset == 0 {
-				// Loaded once a pass: a pipeline cannot fall back from
-				// EVALSHA to EVAL after Redis lost its scripts.
-				if err := holdRecord.Load(ctx, rdb).Err(); err != nil {
-					return fmt.Errorf("expiry: load hold script: %w", err)
-				}
-			}
 			pipe := rdb.Pipeline()
 			for _, z := range zs {
 				holdRecord.EvalSha(ctx, pipe, []string{jobs.RecordKey(z.Member.(string))})
@@ -183,11 +205,11 @@ func (u *Upkeep) hold(ctx context.Context, stop time.Time) error {
 		}
 		if time.Now().After(stop) {
 			next = int64(zs[len(zs)-1].Score)
-			u.Log.Info("expiry: holding finished records is behind; it goes on next run", "held_up_to", time.UnixMilli(next))
+			u.Log.Info("expiry: holding finished records is behind; it goes on next run", "shard", sh, "held_up_to", time.UnixMilli(next))
 			break
 		}
 	}
-	if err := rdb.Set(ctx, holdCursorKey, next, 0).Err(); err != nil {
+	if err := rdb.HSet(ctx, holdCursorKey, field, next).Err(); err != nil {
 		return fmt.Errorf("expiry: write hold cursor: %w", err)
 	}
 	return nil
@@ -209,7 +231,7 @@ func (u *Upkeep) expirePage(ctx context.Context, ids []string, del bool) (n int,
 	var (
 		moves   []jobs.Move
 		keys    []string
-		drop    []any
+		drop    []string
 		gone    int
 		strange int
 	)
@@ -241,7 +263,7 @@ func (u *Upkeep) expirePage(ctx context.Context, ids []string, del bool) (n int,
 	if gone > 0 || strange > 0 {
 		u.Log.Warn("expiry: finished jobs without an expirable record, dropped from the index",
 			"record_gone", gone, "not_settled", strange)
-		if err := rdb.ZRem(ctx, jobs.FinishedIndex, drop...).Err(); err != nil {
+		if err := u.Store.Forget(ctx, drop...); err != nil {
 			return 0, false, fmt.Errorf("expiry: drop %d ids: %w", len(drop), err)
 		}
 	}
