@@ -270,9 +270,15 @@ type Counts struct {
 	// or with a wrong result; a batch that never completed counts its
 	// unfinished jobs here.
 	Lost int
-	// Doubled: jobs with more than one job.* webhook or more than one
-	// terminal event, and batches with more than one batch.completed.
+	// Doubled: jobs with more than one job.* webhook message (distinct
+	// webhook-ids) or more than one terminal event, and batches with more
+	// than one batch.completed message.
 	Doubled int
+	// Redelivered counts deliveries of a message already received (the
+	// same webhook-id again): at-least-once delivery, which the Standard
+	// Webhooks receiver dedupes by webhook-id. A Redis failover can cause
+	// it (asynq's record of a delivery lost with the old primary).
+	Redelivered int
 	// Unwebhooked: ended jobs (and completed batches) whose webhook never
 	// came.
 	Unwebhooked int
@@ -298,8 +304,8 @@ func (c Counts) String() string {
 	for _, s := range codes {
 		ref = append(ref, fmt.Sprintf("%d×%d", c.Refused[s], s))
 	}
-	return fmt.Sprintf("accepted=%d (batches=%d) succeeded=%d lost=%d doubled=%d unwebhooked=%d refused=[%s] no_answer=%d",
-		c.Accepted, c.Batches, c.Succeeded, c.Lost, c.Doubled, c.Unwebhooked, strings.Join(ref, " "), c.NoAnswer)
+	return fmt.Sprintf("accepted=%d (batches=%d) succeeded=%d lost=%d doubled=%d unwebhooked=%d redelivered=%d refused=[%s] no_answer=%d",
+		c.Accepted, c.Batches, c.Succeeded, c.Lost, c.Doubled, c.Unwebhooked, c.Redelivered, strings.Join(ref, " "), c.NoAnswer)
 }
 
 // Log writes the counts, and the problems, to the test's log.
@@ -410,12 +416,19 @@ func (l *Load) Settle(ctx context.Context) Counts {
 
 	// Every job's webhook, and every batch's, must come; then Quiet more
 	// for duplicates.
-	tally := func(got []Received) (jobs, bats map[string]int) {
+	tally := func(got []Received) (jobs, bats map[string]int, redelivered int) {
 		jobs, bats = map[string]int{}, map[string]int{}
+		seen := map[string]bool{}
 		for _, r := range got {
 			e, err := client.VerifyWebhook(l.secret, r.Header, r.Body)
 			if err != nil {
 				continue
+			}
+			if id := r.Header.Get("webhook-id"); seen[id] {
+				redelivered++
+				continue
+			} else {
+				seen[id] = true
 			}
 			switch e.Type {
 			case "batch.completed":
@@ -428,10 +441,10 @@ func (l *Load) Settle(ctx context.Context) Counts {
 				}
 			}
 		}
-		return jobs, bats
+		return jobs, bats, redelivered
 	}
 	_ = l.rv.WaitFor(ctx, func(got []Received) bool {
-		jobs, bats := tally(got)
+		jobs, bats, _ := tally(got)
 		for id := range want {
 			if jobs[id] == 0 {
 				return false
@@ -448,7 +461,8 @@ func (l *Load) Settle(ctx context.Context) Counts {
 	case <-ctx.Done():
 	case <-time.After(l.opts.Quiet):
 	}
-	jobs, bats := tally(l.rv.Requests())
+	jobs, bats, redelivered := tally(l.rv.Requests())
+	c.Redelivered = redelivered
 	l.mu.Lock()
 	events := l.endEvents
 	for id := range want {

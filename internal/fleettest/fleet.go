@@ -42,7 +42,10 @@ type Backing struct {
 	// RedisCluster replaces Redis with a Redis Cluster (three primaries,
 	// a replica each).
 	RedisCluster *RedisCluster
-	Bucket       string
+	// RedisSentinel replaces Redis with a primary, a replica and three
+	// Sentinels.
+	RedisSentinel *SentinelSet
+	Bucket        string
 }
 
 // RedisURL is b's INFERQ_REDIS_URL: the single node's, or the cluster's
@@ -50,6 +53,9 @@ type Backing struct {
 func (b *Backing) RedisURL() string {
 	if b.RedisCluster != nil {
 		return b.RedisCluster.URL()
+	}
+	if b.RedisSentinel != nil {
+		return b.RedisSentinel.URL()
 	}
 	return "redis://" + b.Redis.Addr + "/0"
 }
@@ -284,16 +290,24 @@ func StartBacking(dir string, minio *Server, bucket string) (*Backing, error) {
 // StartBackingNATS is StartBacking with natsNodes NATS servers: more than
 // one makes a NATSCluster.
 func StartBackingNATS(dir string, minio *Server, bucket string, natsNodes int) (*Backing, error) {
-	return startBacking(dir, minio, bucket, natsNodes, false)
+	return startBacking(dir, minio, bucket, natsNodes, "")
 }
 
 // StartBackingRedisCluster is StartBacking with a RedisCluster in place
 // of the single Redis.
 func StartBackingRedisCluster(dir string, minio *Server, bucket string) (*Backing, error) {
-	return startBacking(dir, minio, bucket, 1, true)
+	return startBacking(dir, minio, bucket, 1, "cluster")
 }
 
-func startBacking(dir string, minio *Server, bucket string, natsNodes int, redisCluster bool) (*Backing, error) {
+// StartBackingRedisSentinel is StartBacking with a SentinelSet in place
+// of the single Redis.
+func StartBackingRedisSentinel(dir string, minio *Server, bucket string) (*Backing, error) {
+	return startBacking(dir, minio, bucket, 1, "sentinel")
+}
+
+// startBacking starts the servers; redis is the shape of Redis: "" (one
+// node), "cluster" or "sentinel".
+func startBacking(dir string, minio *Server, bucket string, natsNodes int, redis string) (*Backing, error) {
 	b := &Backing{Bucket: bucket, MinIO: minio}
 	var err error
 	if natsNodes > 1 {
@@ -304,9 +318,12 @@ func startBacking(dir string, minio *Server, bucket string, natsNodes int, redis
 	if err != nil {
 		return nil, err
 	}
-	if redisCluster {
+	switch redis {
+	case "cluster":
 		b.RedisCluster, err = StartRedisCluster(dir)
-	} else {
+	case "sentinel":
+		b.RedisSentinel, err = StartSentinelSet(dir)
+	default:
 		b.Redis, err = StartRedis(dir)
 	}
 	if err != nil {
@@ -335,5 +352,8 @@ func (b *Backing) Stop() {
 	}
 	if b.RedisCluster != nil {
 		b.RedisCluster.Stop()
+	}
+	if b.RedisSentinel != nil {
+		b.RedisSentinel.Stop()
 	}
 }

@@ -233,3 +233,21 @@ func (c *RedisCluster) Stop() {
 		n.Stop(5 * time.Second)
 	}
 }
+
+// RestartRedis starts a stopped or killed redis-server of a rig again, on
+// its port and directory with the arguments it had: a Cluster node finds
+// its place from its nodes.conf, a Sentinel set's old primary is turned
+// into a replica by the Sentinels. Its data is gone (the rigs keep none
+// on disk), as after a host's loss.
+func RestartRedis(s *Server) error {
+	p, err := StartProc(s.Name, s.Cmd.Path, s.Cmd.Args[1:], nil, s.Log)
+	if err != nil {
+		return err
+	}
+	if err := waitFor(20*time.Second, p, func() bool { return dialable(s.Addr) }); err != nil {
+		p.Kill()
+		return fmt.Errorf("%s: %w", s.Name, err)
+	}
+	s.Proc = p
+	return nil
+}
