@@ -36,6 +36,9 @@ type fleetOpts struct {
 	env       []string                 // every process
 	tiers     map[string]time.Duration // tier deadlines (nil: the defaults)
 	natsNodes int                      // NATS servers (0, 1: one; 3: a cluster with R3)
+	// redisCluster puts the fleet on a three-primary Redis Cluster (a
+	// replica each) instead of one Redis.
+	redisCluster bool
 }
 
 func (e *env) startFleet(o fleetOpts) (*fleet, error) {
@@ -47,7 +50,12 @@ func (e *env) startFleet(o fleetOpts) (*fleet, error) {
 		return nil, err
 	}
 	bucket := fmt.Sprintf("bench-%s-%d", strings.ReplaceAll(o.name, "_", "-"), time.Now().UnixNano()%1e9)
-	back, err := fleettest.StartBackingNATS(dir, e.minio, bucket, max(o.natsNodes, 1))
+	var back *fleettest.Backing
+	if o.redisCluster {
+		back, err = fleettest.StartBackingRedisCluster(dir, e.minio, bucket)
+	} else {
+		back, err = fleettest.StartBackingNATS(dir, e.minio, bucket, max(o.natsNodes, 1))
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +132,14 @@ func (f *fleet) s3() blob.Config {
 func (f *fleet) procs() map[string]int {
 	m := map[string]int{
 		"producer": f.Producer.Cmd.Process.Pid, "scheduler": f.Scheduler.Cmd.Process.Pid,
-		"redis-server": f.back.Redis.Cmd.Process.Pid, "minio": f.back.MinIO.Cmd.Process.Pid,
+		"minio": f.back.MinIO.Cmd.Process.Pid,
+	}
+	if c := f.back.RedisCluster; c != nil {
+		for i, n := range c.Nodes {
+			m[fmt.Sprintf("redis-server %d", i+1)] = n.Cmd.Process.Pid
+		}
+	} else {
+		m["redis-server"] = f.back.Redis.Cmd.Process.Pid
 	}
 	if c := f.back.NATSCluster; c != nil {
 		for _, nd := range c.Nodes {
