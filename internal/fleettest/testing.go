@@ -45,3 +45,35 @@ func NATS(t testing.TB) *nats.Conn {
 	t.Cleanup(nc.Close)
 	return nc
 }
+
+// Sentinel starts a SentinelSet of the test's own (a primary, a replica,
+// three Sentinels) that ends with the test. In -short mode the test is
+// skipped, by name.
+func Sentinel(t testing.TB) *SentinelSet {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts redis-server and sentinels: skipped in -short mode")
+	}
+	set, err := StartSentinelSet(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(set.Stop)
+	return set
+}
+
+// Cluster starts a RedisCluster of the test's own (three primaries, a
+// replica each) that ends with the test. In -short mode the test is
+// skipped, by name.
+func Cluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a six-node redis cluster: skipped in -short mode")
+	}
+	c, err := StartRedisCluster(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Stop)
+	return c
+}

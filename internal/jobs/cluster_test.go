@@ -15,14 +15,7 @@ import (
 // to every end and to expired, withdraw, progress, and the readers that
 // walk or sum the shards.
 func TestStoreOnCluster(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a six-node redis cluster: skipped in -short mode")
-	}
-	c, err := fleettest.StartRedisCluster(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Stop)
+	c := fleettest.Cluster(t)
 	rdb, _, err := redisurl.Open(c.URL())
 	if err != nil {
 		t.Fatal(err)

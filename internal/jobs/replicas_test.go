@@ -14,14 +14,7 @@ import (
 
 func sentinelStore(t testing.TB) (*fleettest.SentinelSet, redis.UniversalClient) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts redis-server and sentinels: skipped in -short mode")
-	}
-	set, err := fleettest.StartSentinelSet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Stop)
+	set := fleettest.Sentinel(t)
 	rdb, _, err := redisurl.Open(set.URL())
 	if err != nil {
 		t.Fatal(err)

@@ -78,14 +78,7 @@ func caughtUp(ctx context.Context, t *testing.T, addr string) {
 // promotes the replica and the same client writes on, with what was
 // replicated before the kill still there.
 func TestSentinelURLFailsOver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts redis-server and sentinels: skipped in -short mode")
-	}
-	set, err := fleettest.StartSentinelSet(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(set.Stop)
+	set := fleettest.Sentinel(t)
 	rdb, shape, err := redisurl.Open(set.URL())
 	if err != nil || shape != redisurl.Sentinel {
 		t.Fatalf("open %s: %s, %v", set.URL(), shape, err)
@@ -106,16 +99,9 @@ func TestSentinelURLFailsOver(t *testing.T) {
 // The cluster URL reaches every primary; when one is killed its replica
 // takes over its slots and the same client writes on.
 func TestClusterURLFailsOver(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a redis cluster: skipped in -short mode")
-	}
 	t0 := time.Now()
-	c, err := fleettest.StartRedisCluster(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := fleettest.Cluster(t)
 	t.Logf("cluster up in %s", time.Since(t0).Round(time.Millisecond))
-	t.Cleanup(c.Stop)
 	rdb, shape, err := redisurl.Open(c.URL())
 	if err != nil || shape != redisurl.Cluster {
 		t.Fatalf("open %s: %s, %v", c.URL(), shape, err)
