@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/redisurl"
 )
 
@@ -238,6 +239,11 @@ func (c Config) Validate() error {
 	}
 	if c.MaxInputBytes <= 0 {
 		errs = append(errs, errors.New("INFERQ_MAX_INPUT_BYTES must be positive"))
+	}
+	if c.PublishWait <= 0 || c.PublishWait >= jobs.PublishWithin {
+		// A submit must have its messages stored within PublishWithin of
+		// its first record, or the orphan sweep may be ending its jobs.
+		errs = append(errs, fmt.Errorf("INFERQ_PUBLISH_WAIT must be positive and under %s", jobs.PublishWithin))
 	}
 	if c.InlineInputBytes < 0 {
 		errs = append(errs, errors.New("INFERQ_INLINE_INPUT_BYTES must not be negative"))

@@ -155,8 +155,8 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 		if werr != nil {
 			// What could not be withdrawn (Redis failed too) stays a
 			// queued record that no message names: the orphan a producer
-			// also leaves when it dies between records and messages.
-			// Nothing sweeps those yet; the client got no 202 for them.
+			// also leaves when it dies between records and messages,
+			// which the upkeep's sweep ends (jobs.PublishWithin).
 			in.log.Error("undo a refused submit", "jobs", len(js), "err", werr)
 		}
 		return fmt.Errorf("%w: %s: %w", ErrNotDurable, step, cause)
@@ -165,6 +165,17 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 		if err := rdb.HSet(ctx, jobs.BatchKey(b.ID), b.Fields).Err(); err != nil {
 			return undo("batch record", err)
 		}
+	}
+	// From the first record on, the submit has PublishWithin to store
+	// every message; past it the sweep may be ending its jobs as orphans,
+	// so it is refused however the publish went. (Once every message is
+	// stored in time, no job of it can be taken for an orphan.)
+	began := time.Now()
+	late := func() error {
+		if d := time.Since(began); d > jobs.PublishWithin {
+			return fmt.Errorf("stored %s after the first record, past %s", d.Round(time.Millisecond), jobs.PublishWithin)
+		}
+		return nil
 	}
 	if err := in.cfg.Store.CreateMany(ctx, js); err != nil {
 		return undo("job records", err)
@@ -183,6 +194,9 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 		}
 	}
 	if err := in.publish(ctx, js); err != nil {
+		return undo("queue", err)
+	}
+	if err := late(); err != nil {
 		return undo("queue", err)
 	}
 	if b != nil {

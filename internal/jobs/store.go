@@ -115,7 +115,8 @@ const createChunk = 2000
 // (NewIDIn(ShardOf(batchID)) makes one that is).
 var ErrWrongShard = errors.New("job id not in its batch's shard")
 
-// CreateMany stores new queued jobs, all of one tenant, and counts them
+// CreateMany stores new queued jobs, all of one tenant, marked
+// unpublished (orphans.go), and counts them
 // against it: the jobs go by shard (a batch is one), one round trip per
 // createChunk records of a shard, each chunk atomic (MULTI/EXEC, one
 // Cluster slot), so that a chunk is either wholly written or not at all.
@@ -133,12 +134,18 @@ func (s *Store) CreateMany(ctx context.Context, js []*Job) error {
 			chunk := group[start:min(start+createChunk, len(group))]
 			err := s.Replicated(ctx, RecordKey(chunk[0].ID), func(pipe redis.Pipeliner) error {
 				batches := map[string]int64{}
-				for _, j := range chunk {
+				marks := make([]redis.Z, len(chunk))
+				written := float64(time.Now().UnixMilli())
+				for i, j := range chunk {
 					pipe.HSet(ctx, RecordKey(j.ID), recordFields(j))
+					marks[i] = redis.Z{Score: written, Member: j.ID}
 					if j.BatchID != "" {
 						batches[j.BatchID]++
 					}
 				}
+				// Unpublished until the scheduler receives its message
+				// (see PublishWithin).
+				pipe.ZAdd(ctx, unpublishedKey(sh), marks...)
 				pipe.IncrBy(ctx, unfinishedKey(sh, chunk[0].Tenant), int64(len(chunk)))
 				for b, n := range batches {
 					pipe.HIncrBy(ctx, BatchKey(b), string(Queued), n)
@@ -279,6 +286,11 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 	// A job of a refused submit was never the client's: its end tells
 	// nobody (no webhook for a job no 202 named).
 	errs = append(errs, s.Told(ctx, quiet...))
+	ids := make([]string, len(js))
+	for i, j := range js {
+		ids[i] = j.ID
+	}
+	errs = append(errs, s.Unmark(ctx, ids...))
 	return errors.Join(errs...)
 }
 

@@ -169,3 +169,23 @@ func Publish(ctx context.Context, js jetstream.JetStream, subject, id string, da
 	}
 	return nil
 }
+
+// ProbeHeader marks a probe: an empty message on a job's submit subject,
+// with the job's id as its Nats-Msg-Id, that the sweep publishes to learn
+// whether the job's own message was ever stored (see jobs.Probed). The
+// scheduler answers it and drops it.
+const ProbeHeader = "Inferq-Probe"
+
+// PublishProbe publishes a probe of job id of tier and reports whether
+// JetStream took it for a duplicate: then the job's message was stored
+// (within the dedupe window) and the probe was not.
+func PublishProbe(ctx context.Context, js jetstream.JetStream, tier, id string) (dup bool, err error) {
+	ack, err := js.PublishMsg(ctx, &nats.Msg{
+		Subject: SubmitSubject(tier),
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{id}, ProbeHeader: []string{"1"}},
+	})
+	if err != nil {
+		return false, fmt.Errorf("probe %s: %w", id, err)
+	}
+	return ack.Duplicate, nil
+}

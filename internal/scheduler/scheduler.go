@@ -70,6 +70,10 @@ type Scheduler struct {
 	// busy counts, per model, the run messages that workers have not acked
 	// yet, as last read plus what was published since (nil: not read).
 	busy map[string]int
+	// seen are the jobs received since the last settle, probes the probes
+	// (orphans.go).
+	seen   []string
+	probes []jetstream.Msg
 }
 
 // New builds a scheduler.
@@ -197,6 +201,7 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 		}()
 	}
 	s.queues, s.held, s.capacity, s.busy = map[string]*modelQueue{}, map[string]held{}, map[string]coord.ModelCapacity{}, nil
+	s.seen, s.probes = nil, nil
 	defer s.m.clear()
 	runStream, err := s.cfg.JS.Stream(ctx, queue.RunStream)
 	if err != nil {
@@ -267,6 +272,7 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 					more = false
 				}
 			}
+			s.settle(ctx)
 		case id := <-canceled:
 			s.cancel(id)
 		case <-tick.C:
@@ -350,6 +356,10 @@ func (s *Scheduler) signalGone(gone chan struct{}) {
 
 // accept queues one submitted job.
 func (s *Scheduler) accept(msg jetstream.Msg) {
+	if msg.Headers().Get(queue.ProbeHeader) != "" {
+		s.probes = append(s.probes, msg)
+		return
+	}
 	m, err := jobs.DecodeMessage(msg.Data())
 	if err != nil {
 		s.log.Error("dropping unreadable submitted message", "subject", msg.Subject(), "err", err)
@@ -364,6 +374,7 @@ func (s *Scheduler) accept(msg jetstream.Msg) {
 	// queue entry.
 	_, dup := s.held[m.ID]
 	s.held[m.ID] = held{msg: msg, job: m}
+	s.seen = append(s.seen, m.ID)
 	if !dup {
 		s.queue(m.Model).push(m, time.Now())
 	}

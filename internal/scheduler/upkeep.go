@@ -431,6 +431,10 @@ func (u *Upkeep) Serve(ctx context.Context, rdb redis.UniversalClient) error {
 		_, err := u.Reap(ctx, time.Now())
 		return err
 	})
+	mux.HandleFunc(TaskSweep, func(ctx context.Context, _ *asynq.Task) error {
+		_, err := u.Sweep(ctx, time.Now())
+		return err
+	})
 	mux.HandleFunc(TaskReconcile, func(ctx context.Context, _ *asynq.Task) error {
 		if u.Notifier == nil {
 			return nil
@@ -453,7 +457,7 @@ func (u *Upkeep) Serve(ctx context.Context, rdb redis.UniversalClient) error {
 // leading scheduler runs it.
 func (u *Upkeep) Schedule(ctx context.Context, rdb redis.UniversalClient) {
 	s := asynq.NewSchedulerFromRedisClient(rdb, &asynq.SchedulerOpts{Logger: quietLogger{u.Log}})
-	for _, t := range []string{TaskExpire, TaskReap, TaskReconcile} {
+	for _, t := range []string{TaskExpire, TaskReap, TaskReconcile, TaskSweep} {
 		// Unique: a leader change inside one period enqueues it once.
 		if _, err := s.Register(upkeepEvery, asynq.NewTask(t, nil), asynq.Queue(upkeepQueue), asynq.Unique(25*time.Second)); err != nil {
 			u.Log.Error("register upkeep", "task", t, "err", err)
