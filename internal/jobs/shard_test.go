@@ -41,8 +41,9 @@ func TestShardsSpreadAndIDsKeepTheirShard(t *testing.T) {
 	}
 }
 
-// BenchmarkUnfinished: the queue quota's read, one pipeline of the 16
-// shards' counts, side by side with the single GET it replaced.
+// BenchmarkUnfinished: the queue quota's read of the 16 shards' counts
+// (one MGET on a single node), side by side with the single GET it
+// replaced.
 func BenchmarkUnfinished(b *testing.B) {
 	srv, err := fleettest.StartRedis(b.TempDir())
 	if err != nil {

@@ -295,21 +295,42 @@ func (s *Store) Withdraw(ctx context.Context, js []*Job) error {
 }
 
 // Unfinished is the tenant's count of jobs not yet in a terminal state:
-// the sum of its shards' counts, read in one pipeline.
+// the sum of its shards' counts, read in one round trip: one MGET where
+// every key is on one node, a pipeline of GETs (split by node) on a
+// Cluster, where an MGET across slots is refused.
 func (s *Store) Unfinished(ctx context.Context, tenant string) (int64, error) {
-	pipe := s.rdb.Pipeline()
-	var cmds [Shards]*redis.StringCmd
-	for sh := range cmds {
-		cmds[sh] = pipe.Get(ctx, unfinishedKey(sh, tenant))
+	var keys [Shards]string
+	for sh := range keys {
+		keys[sh] = unfinishedKey(sh, tenant)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+	vals := make([]any, Shards)
+	if _, cluster := s.rdb.(*redis.ClusterClient); cluster {
+		pipe := s.rdb.Pipeline()
+		var cmds [Shards]*redis.Cmd
+		for sh, k := range keys {
+			cmds[sh] = pipe.Do(ctx, "GET", k)
+		}
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+			return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+		}
+		for sh, c := range cmds {
+			vals[sh] = c.Val()
+		}
+	} else {
+		var err error
+		if vals, err = s.rdb.MGet(ctx, keys[:]...).Result(); err != nil {
+			return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+		}
 	}
 	var total int64
-	for _, c := range cmds {
-		n, err := c.Int64()
-		if err != nil && !errors.Is(err, redis.Nil) {
-			return 0, fmt.Errorf("unfinished jobs of %s: %w", tenant, err)
+	for _, v := range vals {
+		if v == nil {
+			continue
+		}
+		str, _ := v.(string)
+		n, err := strconv.ParseInt(str, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("unfinished jobs of %s: count %q: %w", tenant, str, err)
 		}
 		total += n
 	}
