@@ -170,8 +170,10 @@ func (c *Console) routes() {
 // secure sets the headers every console answer carries: a strict CSP
 // (scripts, styles, images and connections from this origin only; no
 // inline script or style; no framing; forms post here only), no MIME
-// sniffing, no referrer (form actions carry the CSRF token in their
-// query), and no caching of pages that show tenants' data.
+// sniffing, no referrer to other sites (form actions carry the CSRF
+// token in their query; "no-referrer" would make Chromium send
+// "Origin: null" on the console's own form posts), and no caching of
+// pages that show tenants' data.
 func secure(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
@@ -179,7 +181,7 @@ func secure(h http.Handler) http.Handler {
 			"connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
+		hd.Set("Referrer-Policy", "same-origin")
 		hd.Set("Cross-Origin-Opener-Policy", "same-origin")
 		if hd.Get("Cache-Control") == "" {
 			hd.Set("Cache-Control", "no-store")
