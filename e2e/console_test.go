@@ -64,6 +64,12 @@ func tab(t *testing.T, b context.Context) context.Context {
 	t.Helper()
 	ctx, cancel := chromedp.NewContext(b, chromedp.WithNewBrowserContext())
 	t.Cleanup(cancel)
+	// The first action on a context opens its tab and ties the tab to
+	// the context it runs with: open it here, on ctx, so that do's
+	// timeouts do not close it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
 	return ctx
 }
 
