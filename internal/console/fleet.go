@@ -18,7 +18,6 @@ import (
 type queueRow struct {
 	Model, Tier      string
 	Queued, Late     int
-	InRun            int
 	Oldest, Expected time.Duration
 	Rate             float64 // jobs finished per second, last minute
 	Att5m, Att1h     string
@@ -80,7 +79,6 @@ func (c *Console) fleet(ctx context.Context) (*fleetView, error) {
 	for _, s := range q.Stats {
 		r := row(mt{s.Model, s.Tier})
 		r.Queued, r.Late, r.Oldest, r.Expected = s.Queued, s.Late, s.OldestWait.Round(100*time.Millisecond), s.ExpectedWait.Round(100*time.Millisecond)
-		r.InRun = q.InRun[s.Model]
 		v.Queued += s.Queued
 	}
 	for k := range c.history.keys() {

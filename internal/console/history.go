@@ -157,11 +157,12 @@ func (h *history) plot(k mt, now time.Time) template.HTML {
 			pts = append(pts, fmt.Sprintf("%.1f,%.1f", float64(i)*bw+bw/2, y+2))
 		}
 	}
-	if len(pts) == 1 {
-		pts = append(pts, pts[0])
-	}
-	if len(pts) > 0 {
+	if len(pts) > 1 {
 		fmt.Fprintf(&sb, `<polyline class="attain" points="%s"/>`, strings.Join(pts, " "))
+	}
+	for _, p := range pts { // a minute alone shows as a dot
+		x, y, _ := strings.Cut(p, ",")
+		fmt.Fprintf(&sb, `<circle class="attain-dot" cx="%s" cy="%s" r="2"/>`, x, y)
 	}
 	sb.WriteString(`</svg>`)
 	// Built from numbers only: nothing a tenant wrote reaches it.

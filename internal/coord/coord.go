@@ -194,8 +194,6 @@ type Queues struct {
 	Stats  []QueueStats `json:"stats"`
 	// Desired is the workers each model's queues ask for.
 	Desired map[string]int `json:"desired,omitempty"`
-	// InRun counts each model's jobs dispatched and not yet acked.
-	InRun map[string]int `json:"in_run,omitempty"`
 }
 
 // PublishQueues stores the leader's queue snapshot.

@@ -431,7 +431,7 @@ func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
 // snapshot is the queues as the console shows them: what the metrics
 // export, for readers without a Prometheus.
 func (s *Scheduler) snapshot(now time.Time, capacity map[string]coord.ModelCapacity) coord.Queues {
-	q := coord.Queues{Leader: s.id, At: now, Desired: map[string]int{}, InRun: map[string]int{}}
+	q := coord.Queues{Leader: s.id, At: now, Desired: map[string]int{}}
 	for model, mq := range s.queues {
 		byTier := map[string]sla.TierStats{}
 		for _, st := range mq.policy.Stats(now) {
@@ -443,9 +443,6 @@ func (s *Scheduler) snapshot(now time.Time, capacity map[string]coord.ModelCapac
 				OldestWait: st.OldestWait, ExpectedWait: mq.expectedWait(t.Name, now, capacity[model])})
 		}
 		q.Desired[model] = mq.desiredWorkers(now, capacity[model], s.cfg.Tiers)
-	}
-	for model, n := range s.busy {
-		q.InRun[model] = n
 	}
 	return q
 }
