@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -79,7 +80,7 @@ func benchFleet(b *testing.B, n int) {
 			}
 		}
 	}
-	sched, err := scheduler.New(scheduler.Config{NATS: nc, JS: js, Store: store})
+	sched, err := scheduler.New(scheduler.Config{NATS: nc, JS: js, Store: store, Log: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		b.Fatal(err)
 	}
