@@ -155,7 +155,7 @@ func ocrArchive(t *testing.T) string {
 func TestConsole(t *testing.T) {
 	exe := chromium(t)
 	adminKey, adminHash := tenants.NewKey()
-	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ADMIN_KEYS=" + adminHash}})
+	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ADMIN_KEYS=" + adminHash, "INFERQ_WEBHOOK_RETRY_SCHEDULE=100ms"}})
 	ctx := ctxT(t, 5*time.Minute)
 	b := browser(t, ctx, exe)
 	acme := tab(t, b)
@@ -179,6 +179,11 @@ func TestConsole(t *testing.T) {
 		`(() => { const p = document.getElementById('batch-progress'); return p.max == 2 && p.value == p.max })()`, 3*time.Minute)
 	if pct := eval[string](t, acme, `document.getElementById('batch-pct').textContent`); pct != "100 %" {
 		t.Fatalf("progress reads %q", pct)
+	}
+
+	// The results, as the download link gives them: one job a line.
+	if n := eval[int](t, acme, `fetch(document.querySelector('a[download]').href).then(r => r.ok ? r.text() : '').then(t => t.trim().split('\n').filter(l => JSON.parse(l).status === 'succeeded').length)`); n != 2 {
+		t.Fatalf("the results download holds %d succeeded jobs, want 2", n)
 	}
 
 	// An OCR job: its boxes drawn over its page, its text beside.
@@ -223,9 +228,30 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("cancel with the page's CSRF token: %d", st)
 	}
 
-	// The operator sees a queue grow while the only worker is stopped.
+	// A job whose webhook cannot be delivered (its URL carries a token):
+	// the operator sees the failed delivery, by host only, and replays it.
+	if _, err := f.client("acme").Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader("hook"), FileName: "h.bin",
+		WebhookURL: "http://127.0.0.1:1/hooks?token=s3cr3t-t0ken"}); err != nil {
+		t.Fatal(err)
+	}
 	op := tab(t, b)
 	signIn(t, op, f.URL, adminKey)
+	for deadline := time.Now().Add(time.Minute); ; {
+		do(t, op, "webhooks page", chromedp.Navigate(f.URL+"/ui/webhooks"), chromedp.WaitVisible(chromedp.CSS(`table.webhooks`)))
+		if eval[int](t, op, `document.querySelectorAll('table.webhooks form').length`) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no failed delivery listed\n%s", where(op))
+		}
+		time.Sleep(time.Second)
+	}
+	if html := eval[string](t, op, `document.documentElement.outerHTML`); strings.Contains(html, "s3cr3t") || !strings.Contains(html, "127.0.0.1:1") {
+		t.Fatal("the webhooks page shows the URL's token, or not its host")
+	}
+	do(t, op, "replay a delivery", chromedp.Click(chromedp.CSS(`table.webhooks form button`)), chromedp.WaitVisible(chromedp.CSS(`p.ok`)))
+
+	// The operator sees a queue grow while the only worker is stopped.
 	do(t, op, "fleet page", chromedp.Navigate(f.URL+"/ui/fleet"), chromedp.WaitVisible(chromedp.ID(`fleet-body`)))
 	f.Workers[0].Stop(30 * time.Second)
 	ac := f.client("acme")
@@ -265,6 +291,11 @@ func TestConsole(t *testing.T) {
 				}
 			}
 		}
+		// The fleet with a worker again, its queue drained.
+		if _, err := f.StartWorker(); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, op, "the queue drained", queued+` == 0`, 2*time.Minute)
 		shoot(op, "fleet", "/ui/fleet")
 		shoot(op, "webhooks", "/ui/webhooks")
 		shoot(acme, "batches", "/ui/batches")
