@@ -228,6 +228,22 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("cancel with the page's CSRF token: %d", st)
 	}
 
+	// Try a model on one file: the form submits a job and shows it.
+	probe := filepath.Join(t.TempDir(), "probe.bin")
+	if err := os.WriteFile(probe, []byte("hello"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	do(t, acme, "try a model",
+		chromedp.Navigate(f.URL+"/ui/models"),
+		chromedp.SetValue(chromedp.CSS(`#try select[name=model]`), "echo"),
+		chromedp.SetUploadFiles(chromedp.CSS(`#try input[name=file]`), []string{probe}),
+		chromedp.Click(chromedp.CSS(`#try button`)),
+		chromedp.WaitVisible(chromedp.ID(`job-status`)),
+	)
+	if loc, _ := chromedp.Run(acme, chromedp.Location()); !strings.Contains(loc, "/ui/jobs/") {
+		t.Fatalf("try it went to %s", loc)
+	}
+
 	// A job whose webhook cannot be delivered (its URL carries a token):
 	// the operator sees the failed delivery, by host only, and replays it.
 	if _, err := f.client("acme").Submit(ctx, client.Submit{Model: "echo", Input: strings.NewReader("hook"), FileName: "h.bin",

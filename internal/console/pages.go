@@ -107,13 +107,21 @@ func (c *Console) batchesLive(w http.ResponseWriter, r *http.Request, s *session
 // upload hands a folder's files or an archive to POST /v1/batches, as
 // the tenant, and goes to the new batch's page.
 func (c *Console) upload(w http.ResponseWriter, r *http.Request, s *session) {
-	cw := c.runAPI(w, r, "submit_batch", s.Tenant)
+	c.submit(w, r, s, "submit_batch", "/ui/batches/", c.batchesWith)
+}
+
+// submit runs an API submit route as the session's tenant and goes to
+// what it made (at prefix + id), or draws the form's page again with the
+// API's refusal.
+func (c *Console) submit(w http.ResponseWriter, r *http.Request, s *session, route, prefix string,
+	again func(w http.ResponseWriter, r *http.Request, s *session, status int, msg string)) {
+	cw := c.runAPI(w, r, route, s.Tenant)
 	a := cw.answer()
 	if cw.code != http.StatusAccepted || a.ID == "" {
-		c.batchesWith(w, r, s, cw.code, a.errText(cw.code))
+		again(w, r, s, cw.code, a.errText(cw.code))
 		return
 	}
-	http.Redirect(w, r, "/ui/batches/"+a.ID, http.StatusSeeOther)
+	http.Redirect(w, r, prefix+a.ID, http.StatusSeeOther)
 }
 
 // loadBatch reads a batch the session may see; nil when there is none.
@@ -227,12 +235,7 @@ func (c *Console) cancelBatch(w http.ResponseWriter, r *http.Request, s *session
 		c.fail(w, r, s, http.StatusNotFound, "No such batch.")
 		return
 	}
-	cw := c.runAPI(w, r, "cancel_batch", c.actor(s, b.Tenant))
-	if cw.code != http.StatusOK && cw.code != http.StatusConflict {
-		c.fail(w, r, s, cw.code, cw.answer().errText(cw.code))
-		return
-	}
-	http.Redirect(w, r, "/ui/batches/"+b.ID, http.StatusSeeOther)
+	c.cancel(w, r, s, "cancel_batch", b.Tenant, "/ui/batches/"+b.ID)
 }
 
 func (c *Console) cancelJob(w http.ResponseWriter, r *http.Request, s *session) {
@@ -241,12 +244,18 @@ func (c *Console) cancelJob(w http.ResponseWriter, r *http.Request, s *session) 
 		c.fail(w, r, s, http.StatusNotFound, "No such job.")
 		return
 	}
-	cw := c.runAPI(w, r, "cancel", c.actor(s, j.Tenant))
+	c.cancel(w, r, s, "cancel", j.Tenant, "/ui/jobs/"+j.ID)
+}
+
+// cancel runs the API's cancel route as owner and goes back to the page;
+// something that had already ended (409) is no error here.
+func (c *Console) cancel(w http.ResponseWriter, r *http.Request, s *session, route, owner, back string) {
+	cw := c.runAPI(w, r, route, c.actor(s, owner))
 	if cw.code != http.StatusOK && cw.code != http.StatusConflict {
 		c.fail(w, r, s, cw.code, cw.answer().errText(cw.code))
 		return
 	}
-	http.Redirect(w, r, "/ui/jobs/"+j.ID, http.StatusSeeOther)
+	http.Redirect(w, r, back, http.StatusSeeOther)
 }
 
 func (c *Console) jobsPage(w http.ResponseWriter, r *http.Request, s *session) {
@@ -409,13 +418,7 @@ func (c *Console) modelsWith(w http.ResponseWriter, r *http.Request, s *session,
 
 // tryModel submits one file (POST /v1/jobs) and shows its job.
 func (c *Console) tryModel(w http.ResponseWriter, r *http.Request, s *session) {
-	cw := c.runAPI(w, r, "submit", s.Tenant)
-	a := cw.answer()
-	if cw.code != http.StatusAccepted || a.ID == "" {
-		c.modelsWith(w, r, s, cw.code, a.errText(cw.code))
-		return
-	}
-	http.Redirect(w, r, "/ui/jobs/"+a.ID, http.StatusSeeOther)
+	c.submit(w, r, s, "submit", "/ui/jobs/", c.modelsWith)
 }
 
 // imageSize reads the width and height of a stored raster input.
