@@ -153,9 +153,9 @@ func ocrArchive(t *testing.T) string {
 }
 
 func TestConsole(t *testing.T) {
-	exe := chromium(t)
 	adminKey, adminHash := tenants.NewKey()
 	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ADMIN_KEYS=" + adminHash, "INFERQ_WEBHOOK_RETRY_SCHEDULE=100ms"}})
+	exe := chromium(t) // after startFleet, which skips the test by name in -short mode
 	ctx := ctxT(t, 5*time.Minute)
 	b := browser(t, ctx, exe)
 	acme := tab(t, b)
