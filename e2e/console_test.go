@@ -243,6 +243,8 @@ func TestConsole(t *testing.T) {
 	if loc, _ := chromedp.Run(acme, chromedp.Location()); !strings.Contains(loc, "/ui/jobs/") {
 		t.Fatalf("try it went to %s", loc)
 	}
+	waitFor(t, acme, "the tried job's page to show it succeeded, live",
+		`document.getElementById('job-status').textContent === 'succeeded' && !!document.querySelector('pre.json')`, time.Minute)
 
 	// A job whose webhook cannot be delivered (its URL carries a token):
 	// the operator sees the failed delivery, by host only, and replays it.

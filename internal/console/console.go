@@ -157,6 +157,7 @@ func (c *Console) routes() {
 	m.HandleFunc("POST /ui/batches/{id}/cancel", c.action(anyone, c.cancelBatch))
 	m.HandleFunc("GET /ui/jobs", c.page(anyone, c.jobsPage))
 	m.HandleFunc("GET /ui/jobs/{id}", c.page(anyone, c.jobPage))
+	m.HandleFunc("GET /ui/jobs/{id}/live", c.page(anyone, c.jobLive))
 	m.HandleFunc("GET /ui/jobs/{id}/input", c.page(anyone, c.jobInput))
 	m.HandleFunc("GET /ui/jobs/{id}/output", c.page(anyone, c.jobOutput))
 	m.HandleFunc("POST /ui/jobs/{id}/cancel", c.action(anyone, c.cancelJob))

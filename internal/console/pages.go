@@ -328,9 +328,36 @@ func (c *Console) jobPage(w http.ResponseWriter, r *http.Request, s *session) {
 		c.fail(w, r, s, http.StatusNotFound, "No such job.")
 		return
 	}
-	res := c.result(r.Context(), j)
-	c.render(w, http.StatusOK, "job", s, map[string]any{"J": j, "Timeline": timeline(j), "R": res,
-		"Tenant": j.Tenant, "Live": ""})
+	live := ""
+	if !j.Status.Terminal() {
+		live = "/ui/jobs/" + j.ID + "/live"
+	}
+	c.render(w, http.StatusOK, "job", s, c.jobData(r.Context(), s, j, live))
+}
+
+func (c *Console) jobData(ctx context.Context, s *session, j *jobs.Job, live string) map[string]any {
+	return map[string]any{"J": j, "Timeline": timeline(j), "R": c.result(ctx, j), "Tenant": j.Tenant, "Live": live, "S": s}
+}
+
+// jobLive follows a job until it ends; then it sends nothing more (and
+// reads nothing more) until the page goes.
+func (c *Console) jobLive(w http.ResponseWriter, r *http.Request, s *session) {
+	id := r.PathValue("id")
+	var ended []fragment
+	c.live(w, r, func(ctx context.Context) ([]fragment, error) {
+		if ended != nil {
+			return ended, nil
+		}
+		j, err := c.loadJob(ctx, s, id)
+		if j == nil || err != nil {
+			return nil, err
+		}
+		frags, err := c.fragments("job", c.jobData(ctx, s, j, ""), "job-body")
+		if err == nil && j.Status.Terminal() {
+			ended = frags
+		}
+		return frags, err
+	})
 }
 
 // showable are the input types the console serves back to draw under
