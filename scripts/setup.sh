@@ -126,6 +126,19 @@ if ! command -v tesseract >/dev/null || [ -z "$(tesseract --list-langs 2>/dev/nu
 	fi
 fi
 
+# Chromium: Debian's chromium, the headless browser the web console's
+# tests (e2e/console_test.go) drive; installed when missing and we may,
+# else those tests fail, saying how to get it.
+if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+		say "installing chromium with apt"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null ||
+			{ apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null; }
+	else
+		say "chromium is missing: the console tests need it (Debian/Ubuntu: sudo apt-get install chromium)"
+	fi
+fi
+
 # The built-in models, made by the project's own tool (skips what is
 # already built and unchanged).
 (cd "$ROOT" && go build -o "$CACHE/bin/modelzoo" ./cmd/modelzoo)

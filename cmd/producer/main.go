@@ -14,6 +14,7 @@ import (
 	"github.com/inferq/inferq/internal/api"
 	"github.com/inferq/inferq/internal/backends"
 	"github.com/inferq/inferq/internal/config"
+	"github.com/inferq/inferq/internal/console"
 	"github.com/inferq/inferq/internal/coord"
 	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/notify"
@@ -96,6 +97,17 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	a.Routes(srv.Mux())
+	admins, err := tenants.ParseKeySet(cfg.AdminKeys)
+	if err != nil {
+		return fmt.Errorf("INFERQ_ADMIN_KEYS: %w", err)
+	}
+	ui, err := console.New(console.Config{Store: b.Store, Blob: b.Blob, KV: kv, Tenants: reg, AdminKeys: admins,
+		API: a, ModelsDir: modelsDir, Log: log})
+	if err != nil {
+		return err
+	}
+	srv.Mux().Handle("/ui/", ui.Handler())
+	go ui.Run(ctx)
 	ln, err := ops.Listen(cfg.HTTPAddr, 0)
 	if err != nil {
 		return err

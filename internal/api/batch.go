@@ -336,6 +336,14 @@ func (s *Server) acceptBatch(ctx context.Context, t *tenants.Tenant, b *batchUpl
 	if err := s.cfg.Intake.Commit(ctx, b.g, batchRecord(t, b.id, sub, created), js); err != nil {
 		return nil, notDurable(err)
 	}
+	// The console lists a tenant's batches from this index; a batch
+	// missing from it is still whole, so a failure is only logged. Its
+	// entries outlive a batch (kept until retention and grace after it
+	// completes) by a second such span.
+	keep := 2 * (s.cfg.Store.Retention() + jobs.ExpiredGrace)
+	if err := notify.IndexBatch(context.WithoutCancel(ctx), s.cfg.Store.Redis(), t.Name, b.id, created, keep); err != nil {
+		s.log.Warn("batch not indexed for the console", "batch", b.id, "tenant", t.Name, "err", err)
+	}
 	if s.cfg.Notifier != nil {
 		// Every job may have ended before the count was set.
 		if err := s.cfg.Notifier.CheckBatch(context.WithoutCancel(ctx), b.id); err != nil {

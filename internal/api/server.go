@@ -179,6 +179,25 @@ func (s *Server) Routes(mux *http.ServeMux) {
 
 type handlerFunc func(w http.ResponseWriter, r *http.Request, t *tenants.Tenant) error
 
+// ServeAs runs the API route named route (as Routes names them:
+// "submit", "submit_batch", "cancel", "cancel_batch", "batch_results",
+// "job_output", ...) for tenant t, whom the caller has authenticated its
+// own way: the web console, whose sessions stand for a tenant's key, so
+// that its actions are the API's own, limits and all. r's path values
+// ("id") must be set. An unknown route answers 404.
+func (s *Server) ServeAs(w http.ResponseWriter, r *http.Request, route string, t *tenants.Tenant) {
+	h := map[string]handlerFunc{
+		"submit": s.limited(s.submit), "get_job": s.getJob, "job_output": s.getOutput,
+		"cancel": s.cancel, "submit_batch": s.limited(s.submitBatch), "get_batch": s.getBatch,
+		"batch_results": s.batchResults, "cancel_batch": s.cancelBatch,
+	}[route]
+	if h == nil {
+		http.NotFound(w, r)
+		return
+	}
+	s.serve(route, h, w, r, t)
+}
+
 type statusRecorder struct {
 	http.ResponseWriter
 	code int
@@ -202,27 +221,36 @@ func (r *statusRecorder) Flush() {
 // API's error body.
 func (s *Server) handle(route string, h handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		defer func() { s.m.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc() }()
-		body := r.Body // as sent: handlers wrap r.Body in their limits
-		if r.ContentLength == 0 {
-			body = nil
-		}
 		key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		t := s.cfg.Tenants.Authenticate(strings.TrimSpace(key))
-		if !ok || t == nil {
-			refuse(rec, body, errUnauthorized)
-			return
+		if !ok {
+			t = nil
 		}
-		if err := h(rec, r, t); err != nil {
-			var ae *apiError
-			if !errors.As(err, &ae) {
-				s.log.Error("request failed", "route", route, "tenant", t.Name, "err", err)
-				ae = errUnavailable
-			}
-			refuse(rec, body, ae)
-		}
+		s.serve(route, h, w, r, t)
 	})
+}
+
+// serve runs h for tenant t (nil: unauthorized), counted under route, and
+// turns its error into the API's error body.
+func (s *Server) serve(route string, h handlerFunc, w http.ResponseWriter, r *http.Request, t *tenants.Tenant) {
+	rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+	defer func() { s.m.requests.WithLabelValues(route, http.StatusText(rec.code)).Inc() }()
+	body := r.Body // as sent: handlers wrap r.Body in their limits
+	if r.ContentLength == 0 {
+		body = nil
+	}
+	if t == nil {
+		refuse(rec, body, errUnauthorized)
+		return
+	}
+	if err := h(rec, r, t); err != nil {
+		var ae *apiError
+		if !errors.As(err, &ae) {
+			s.log.Error("request failed", "route", route, "tenant", t.Name, "err", err)
+			ae = errUnavailable
+		}
+		refuse(rec, body, ae)
+	}
 }
 
 // Bounds on what a refused request's body may still send after its answer.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/redisurl"
+	"github.com/inferq/inferq/internal/tenants"
 )
 
 // Config holds every setting of the fleet's processes; each process reads
@@ -37,6 +38,9 @@ type Config struct {
 	ModelsCache      string `yaml:"models_cache" env:"INFERQ_MODELS_CACHE" flag:"models-cache" usage:"local mirror of an s3:// models dir (default: the user cache dir)"`
 	HTTPAddr         string `yaml:"http_addr" env:"INFERQ_HTTP_ADDR" flag:"http-addr" usage:"address for the API (producer) and /healthz, /readyz, /metrics"`
 	TenantsFile      string `yaml:"tenants_file" env:"INFERQ_TENANTS_FILE" flag:"tenants-file" usage:"tenants file (tiers, hashed API keys)"`
+	// AdminKeys are the operator keys of the web console (/ui/), stored
+	// hashed like API keys: comma-separated "sha256:<hex>".
+	AdminKeys string `yaml:"admin_keys" env:"INFERQ_ADMIN_KEYS" flag:"admin-keys" usage:"comma-separated sha256:<hex> hashes of the console's operator keys (inferq keys new makes one)"`
 	// WebhookAllowNets are CIDRs webhooks may reach although the SSRF guard
 	// would refuse them (e.g. 127.0.0.0/8 in tests).
 	WebhookAllowNets string `yaml:"webhook_allow_nets" env:"INFERQ_WEBHOOK_ALLOW_NETS" flag:"webhook-allow-nets" usage:"comma-separated CIDRs webhooks may reach despite the SSRF guard"`
@@ -252,6 +256,9 @@ func (c Config) Validate() error {
 		if _, err := redisurl.Parse(c.RedisURL); err != nil {
 			errs = append(errs, fmt.Errorf("INFERQ_REDIS_URL: %w", err))
 		}
+	}
+	if _, err := tenants.ParseKeySet(c.AdminKeys); err != nil {
+		errs = append(errs, fmt.Errorf("INFERQ_ADMIN_KEYS: %w", err))
 	}
 	if c.RedisMinReplicas < 0 || c.RedisMinReplicas > 16 {
 		errs = append(errs, errors.New("INFERQ_REDIS_MIN_REPLICAS must be 0 to 16"))

@@ -85,6 +85,13 @@ type ModelCapacity struct {
 	Latency time.Duration `json:"latency"`
 	// Workers counts the workers summed (1 in a heartbeat).
 	Workers int `json:"workers"`
+	// Version, MaxBatch and Busy describe one worker's loop of the model
+	// for the console (a heartbeat only; Capacity leaves them zero):
+	// the version it loads, its batch cap, and the share of the last
+	// heartbeat interval its sessions spent in inference (0..1).
+	Version  string  `json:"version,omitempty"`
+	MaxBatch int     `json:"max_batch,omitempty"`
+	Busy     float64 `json:"busy,omitempty"`
 }
 
 // Heartbeat is one worker's announcement.
@@ -108,13 +115,13 @@ func Withdraw(ctx context.Context, kv jetstream.KeyValue, worker string) error {
 	return kv.Delete(ctx, worker)
 }
 
-// Capacity sums the live heartbeats per model.
-func Capacity(ctx context.Context, kv jetstream.KeyValue) (map[string]ModelCapacity, error) {
+// Heartbeats reads every live worker's last heartbeat.
+func Heartbeats(ctx context.Context, kv jetstream.KeyValue) ([]Heartbeat, error) {
 	lister, err := kv.ListKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]ModelCapacity{}
+	var out []Heartbeat
 	for key := range lister.Keys() {
 		e, err := kv.Get(ctx, key)
 		if err != nil {
@@ -124,6 +131,19 @@ func Capacity(ctx context.Context, kv jetstream.KeyValue) (map[string]ModelCapac
 		if json.Unmarshal(e.Value(), &hb) != nil {
 			continue
 		}
+		out = append(out, hb)
+	}
+	return out, nil
+}
+
+// Capacity sums the live heartbeats per model.
+func Capacity(ctx context.Context, kv jetstream.KeyValue) (map[string]ModelCapacity, error) {
+	hbs, err := Heartbeats(ctx, kv)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]ModelCapacity{}
+	for _, hb := range hbs {
 		for m, c := range hb.Models {
 			sum := out[m]
 			sum.Slots += c.Slots
@@ -147,6 +167,56 @@ func PublishEstimates(ctx context.Context, kv jetstream.KeyValue, e Estimates) e
 	b, _ := json.Marshal(e)
 	_, err := kv.Put(ctx, estimatesKey, b)
 	return err
+}
+
+// queuesKey holds the leader's queue snapshot.
+const queuesKey = "queues"
+
+// QueueStats is one model and tier's queue at the leader, as the
+// scheduler's metrics show it.
+type QueueStats struct {
+	Model  string `json:"model"`
+	Tier   string `json:"tier"`
+	Queued int    `json:"queued"`
+	Late   int    `json:"late"`
+	// OldestWait is the age of the oldest held job; ExpectedWait what a
+	// new job of the model and tier should expect.
+	OldestWait   time.Duration `json:"oldest_wait"`
+	ExpectedWait time.Duration `json:"expected_wait"`
+}
+
+// Queues is the leader's snapshot of its queues, published about once a
+// second so that a reader (the console) learns queue depths without
+// reading a job.
+type Queues struct {
+	Leader string       `json:"leader"`
+	At     time.Time    `json:"at"`
+	Stats  []QueueStats `json:"stats"`
+	// Desired is the workers each model's queues ask for.
+	Desired map[string]int `json:"desired,omitempty"`
+}
+
+// PublishQueues stores the leader's queue snapshot.
+func PublishQueues(ctx context.Context, kv jetstream.KeyValue, q Queues) error {
+	b, _ := json.Marshal(q)
+	_, err := kv.Put(ctx, queuesKey, b)
+	return err
+}
+
+// ReadQueues reads the last queue snapshot; ok is false when no leader
+// published one within the bucket's TTL.
+func ReadQueues(ctx context.Context, kv jetstream.KeyValue) (q Queues, ok bool, err error) {
+	e, err := kv.Get(ctx, queuesKey)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return q, false, nil
+	}
+	if err != nil {
+		return q, false, err
+	}
+	if err := json.Unmarshal(e.Value(), &q); err != nil {
+		return q, false, fmt.Errorf("queue snapshot: %w", err)
+	}
+	return q, true, nil
 }
 
 // EstimateCache follows the published estimates, for the producer.

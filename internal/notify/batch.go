@@ -96,6 +96,11 @@ func LoadBatch(ctx context.Context, rdb redis.Cmdable, id string) (*Batch, error
 	if err != nil {
 		return nil, fmt.Errorf("get batch %s: %w", id, err)
 	}
+	return decodeBatch(id, m)
+}
+
+// decodeBatch reads a batch's hash.
+func decodeBatch(id string, m map[string]string) (*Batch, error) {
 	if m[FieldJobs] == "" || m[FieldTenant] == "" {
 		return nil, ErrBatchNotFound
 	}

@@ -103,6 +103,7 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 	met := map[string]int64{}        // by batch: the ended jobs that met their deadline
 	byBatch := map[string][]string{} // by batch: its ended jobs
 	var done []string
+	failures := map[string][]string{} // by tenant: the failed jobs, for the console
 	for i, e := range ended {
 		id, j := e.Message.ID, recs[i]
 		if failed[id] && e.Message.Notify == nil {
@@ -118,6 +119,15 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 			}
 		}
 		done = append(done, id)
+		if state == jobs.Failed {
+			tenant := e.Message.Tenant
+			if j != nil {
+				tenant = j.Tenant
+			}
+			if tenant != "" {
+				failures[tenant] = append(failures[tenant], id)
+			}
+		}
 		typ := eventType(state)
 		if typ == "" || (e.Message.Notify == nil && j == nil) {
 			continue // expired, or gone: nothing left to tell
@@ -132,6 +142,10 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 			met[batch] += b2i(metDeadline)
 			byBatch[batch] = append(byBatch[batch], id)
 		}
+	}
+	if err := recordFailures(ctx, n.cfg.Redis, failures, time.Now()); err != nil {
+		// Only the console's list of recent failures misses them.
+		n.log.Warn("notify: recent failures not indexed", "err", err)
 	}
 	for batch, count := range met {
 		if err := n.settle(ctx, batch, count); err != nil {

@@ -433,7 +433,29 @@ func (s *Scheduler) refresh(ctx context.Context, kv *coord.Buckets) {
 	if err := coord.PublishEstimates(ctx, kv.State, est); err != nil && ctx.Err() == nil {
 		s.log.Warn("publish estimates", "err", err)
 	}
+	if err := coord.PublishQueues(ctx, kv.State, s.snapshot(now, capacity)); err != nil && ctx.Err() == nil {
+		s.log.Warn("publish queues", "err", err)
+	}
 	s.m.observe(now, s.queues, capacity, s.cfg.Tiers)
+}
+
+// snapshot is the queues as the console shows them: what the metrics
+// export, for readers without a Prometheus.
+func (s *Scheduler) snapshot(now time.Time, capacity map[string]coord.ModelCapacity) coord.Queues {
+	q := coord.Queues{Leader: s.id, At: now, Desired: map[string]int{}}
+	for model, mq := range s.queues {
+		byTier := map[string]sla.TierStats{}
+		for _, st := range mq.policy.Stats(now) {
+			byTier[st.Tier] = st
+		}
+		for _, t := range s.cfg.Tiers {
+			st := byTier[t.Name]
+			q.Stats = append(q.Stats, coord.QueueStats{Model: model, Tier: t.Name, Queued: st.Queued, Late: st.Late,
+				OldestWait: st.OldestWait, ExpectedWait: mq.expectedWait(t.Name, now, capacity[model])})
+		}
+		q.Desired[model] = mq.desiredWorkers(now, capacity[model], s.cfg.Tiers)
+	}
+	return q
 }
 
 // dispatchTick is how often the dispatch loop looks for room when nothing

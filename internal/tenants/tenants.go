@@ -186,3 +186,41 @@ func HashKey(key string) string {
 	h := sha256.Sum256([]byte(key))
 	return "sha256:" + hex.EncodeToString(h[:])
 }
+
+// KeySet is a set of keys held, like API keys, only as SHA-256 hashes:
+// the operator keys of INFERQ_ADMIN_KEYS.
+type KeySet struct{ hashes map[[32]byte]bool }
+
+// ParseKeySet reads a comma-separated list of stored keys, each
+// "sha256:<hex>" as HashKey writes it (a bare 64-digit hex is taken too).
+func ParseKeySet(list string) (*KeySet, error) {
+	ks := &KeySet{hashes: map[[32]byte]bool{}}
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		if !strings.HasPrefix(s, "sha256:") {
+			s = "sha256:" + s
+		}
+		h, err := parseHash(s)
+		if err != nil {
+			return nil, err
+		}
+		ks.hashes[h] = true
+	}
+	return ks, nil
+}
+
+// Has reports whether key is one of the set's; like Authenticate, it
+// compares hashes.
+func (ks *KeySet) Has(key string) bool {
+	return ks != nil && key != "" && ks.hashes[sha256.Sum256([]byte(key))]
+}
+
+// Len is how many keys the set holds.
+func (ks *KeySet) Len() int {
+	if ks == nil {
+		return 0
+	}
+	return len(ks.hashes)
+}

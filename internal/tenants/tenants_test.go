@@ -76,3 +76,21 @@ func TestNewKey(t *testing.T) {
 		t.Fatal("a new key must open its tenant")
 	}
 }
+
+func TestKeySet(t *testing.T) {
+	key, stored := NewKey()
+	ks, err := ParseKeySet(" " + stored + ",," + strings.TrimPrefix(HashKey("other"), "sha256:"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ks.Len() != 2 || !ks.Has(key) || !ks.Has("other") || ks.Has("") || ks.Has("nope") {
+		t.Fatalf("key set: len %d", ks.Len())
+	}
+	if _, err := ParseKeySet("hunter2"); err == nil {
+		t.Fatal("a clear key was accepted as a hash")
+	}
+	var none *KeySet
+	if none.Has(key) {
+		t.Fatal("nil set has a key")
+	}
+}

@@ -54,15 +54,26 @@ func (s *loopSet) all() []*modelLoop {
 // served anew is announced at once. Then it withdraws.
 func (w *Worker) heartbeats(ctx context.Context, kv jetstream.KeyValue, loops *loopSet) {
 	id := workerID()
+	last := time.Now()
 	announce := func() {
-		hb := coord.Heartbeat{Worker: id, Device: w.cfg.Device, Models: map[string]coord.ModelCapacity{}, At: time.Now()}
+		now := time.Now()
+		elapsed := now.Sub(last)
+		last = now
+		hb := coord.Heartbeat{Worker: id, Device: w.cfg.Device, Models: map[string]coord.ModelCapacity{}, At: now}
 		for _, l := range loops.all() {
 			maxBatch, _, err := l.limits()
 			if err != nil {
 				continue
 			}
 			rate, lat := l.service.Throughput(maxBatch)
-			hb.Models[l.model] = coord.ModelCapacity{Slots: maxBatch * (w.cfg.Instances + 1), Rate: rate, Latency: lat, Workers: 1}
+			// Busy is the share of the interval the model's sessions ran
+			// inference, for the console.
+			busy := 0.0
+			if elapsed > 0 {
+				busy = min(1, float64(l.busyNS.Swap(0))/float64(elapsed)/float64(w.cfg.Instances))
+			}
+			hb.Models[l.model] = coord.ModelCapacity{Slots: maxBatch * (w.cfg.Instances + 1), Rate: rate, Latency: lat, Workers: 1,
+				Version: l.version(), MaxBatch: maxBatch, Busy: busy}
 		}
 		if len(hb.Models) == 0 {
 			return
@@ -88,4 +99,14 @@ func (w *Worker) heartbeats(ctx context.Context, kv jetstream.KeyValue, loops *l
 		}
 		announce()
 	}
+}
+
+// version is the model version the loop runs now ("" when unknown).
+func (l *modelLoop) version() string {
+	m, release, err := l.w.cfg.Registry.Acquire(l.model)
+	if err != nil {
+		return ""
+	}
+	defer release()
+	return m.Manifest.Version
 }

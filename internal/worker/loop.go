@@ -33,6 +33,8 @@ type modelLoop struct {
 	shadows chan shadowWork
 	// checked is when the loop last made sure its consumer exists.
 	checked time.Time
+	// busyNS is inference time since the last heartbeat (its busy share).
+	busyNS atomic.Int64
 }
 
 // consumerCheckEvery spaces the checks that a loop's consumer exists:
@@ -389,6 +391,7 @@ func (l *modelLoop) execute(ctx context.Context, b *batch) {
 		w.runSplit(b.model, runnable)
 		took = time.Since(start)
 		l.service.Observe(len(runnable), took)
+		l.busyNS.Add(int64(took))
 		w.m.observeBatch(l.model, len(runnable), took)
 		l.rescue(ctx, b.model, runnable)
 	}
