@@ -5,12 +5,13 @@ GO ?= go
 .PHONY: deps deps-test build test test-short demo bench fuzz lint
 
 # deps installs what the demo, the build and the benchmarks need; deps-test
-# adds helm, which only the chart tests use and which takes minutes to build.
+# adds what only the tests use: helm (the chart tests; minutes to build)
+# and Chromium (the console's browser tests).
 deps:
 	@bash scripts/setup.sh
 
 deps-test:
-	@bash scripts/setup.sh --with-helm
+	@bash scripts/setup.sh --with-helm --with-browser
 
 build: deps
 	$(GO) build -o bin/ ./cmd/...

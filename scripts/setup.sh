@@ -5,16 +5,19 @@
 # pinned and every download checksummed. It needs Go, npm, and either
 # redis-server or root with apt.
 #
-# With --with-helm it also builds helm, which only the chart tests use:
-# `make test` passes it, `make demo` does not (helm's build took most of
-# the first setup's eight minutes).
+# With --with-helm it also builds helm, which only the chart tests use,
+# and with --with-browser installs Chromium, which only the console's
+# browser tests use: `make test` passes both, `make demo` neither (helm's
+# build took most of the first setup's eight minutes).
 set -euo pipefail
 
 WITH_HELM=0
+WITH_BROWSER=0
 for arg in "$@"; do
 	case $arg in
 	--with-helm) WITH_HELM=1 ;;
-	*) printf 'setup: unknown argument %s (known: --with-helm)\n' "$arg" >&2; exit 2 ;;
+	--with-browser) WITH_BROWSER=1 ;;
+	*) printf 'setup: unknown argument %s (known: --with-helm, --with-browser)\n' "$arg" >&2; exit 2 ;;
 	esac
 done
 
@@ -127,9 +130,10 @@ if ! command -v tesseract >/dev/null || [ -z "$(tesseract --list-langs 2>/dev/nu
 fi
 
 # Chromium: Debian's chromium, the headless browser the web console's
-# tests (e2e/console_test.go) drive; installed when missing and we may,
-# else those tests fail, saying how to get it.
-if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+# tests (e2e/console_test.go) drive; only the tests need it (make
+# deps-test), so the demo does not wait for it. Installed when missing and
+# we may, else those tests fail, saying how to get it.
+if [ "$WITH_BROWSER" = 1 ] && ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
 	if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
 		say "installing chromium with apt"
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null ||
