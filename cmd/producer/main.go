@@ -89,7 +89,8 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 	a, err := api.New(api.Config{
 		Intake: in, Store: b.Store, Blob: b.Blob, NATS: b.NATS, JS: b.JS, Tenants: reg, Estimates: estimates,
 		ModelsDir: modelsDir, Rollouts: rollout.NewStore(b.Redis), MaxInputBytes: cfg.MaxInputBytes, PublishWait: cfg.PublishWait,
-		Notifier:     notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}),
+		Notifier: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log,
+			Blob: b.Blob, NATS: b.NATS, MaxInlineResult: cfg.MaxInlineResult}),
 		WebhookGuard: guard, WebhookGone: gone,
 		Log: log, Metrics: srv.Registry,
 	})

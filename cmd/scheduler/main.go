@@ -49,7 +49,8 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		_ = ops.Serve(ctx, ln, srv.Mux(), 2*time.Second)
 	}()
 	up := &scheduler.Upkeep{Store: b.Store, Blob: b.Blob, JS: b.JS, ReapAfter: cfg.ReapAfter, Log: log,
-		Notifier: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log})}
+		Notifier: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log,
+			Blob: b.Blob, NATS: b.NATS, MaxInlineResult: cfg.MaxInlineResult})}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -102,7 +102,8 @@ func run(ctx, hard context.Context, cfg config.Config, log *slog.Logger) error {
 		Device: dev.String(), AckWait: cfg.AckWait, MaxDeliver: cfg.MaxDeliver, HoldLimit: cfg.HoldLimit,
 		MaxInputBytes: cfg.MaxInputBytes, MaxInlineResult: cfg.MaxInlineResult, Instances: cfg.Instances, MaxBatch: cfg.MaxBatch, JSReplicas: cfg.JSReplicas,
 		// Webhooks and batch completion of the jobs this worker ends.
-		OnFinish: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log}).OnFinish,
+		OnFinish: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log,
+			Blob: b.Blob, NATS: b.NATS, MaxInlineResult: cfg.MaxInlineResult}).OnFinish,
 		Rollouts: rollout.NewStore(b.Redis), RolloutRefresh: cfg.RolloutRefresh,
 	})
 	err = w.Run(ctx, work)

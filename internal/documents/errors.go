@@ -10,9 +10,6 @@ const (
 	CodePageTooLarge  = "page_too_large"
 	CodeRenderTimeout = "render_timeout"
 	CodeRenderMemory  = "render_out_of_memory"
-	// CodeStopped is a reading stopped because its job ended elsewhere
-	// (canceled); no client sees it, the job's own end stands.
-	CodeStopped = "stopped"
 )
 
 // Error is a document that can never be read: the job fails with Code.

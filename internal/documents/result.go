@@ -1,7 +1,6 @@
 package documents
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 )
@@ -32,72 +31,31 @@ type OCRFunc func(p Page) (text string, lines json.RawMessage, err error)
 // as empty without running a model on it.
 const MinSide = 8
 
-// Read reads every page of d in order, text layer first unless forceOCR,
-// through ocr for the rest, and assembles the result; progress, when set,
-// hears each page read, and its false stops the reading (CodeStopped).
-// The first page that fails fails the document, with that page named in
-// the *Error.
-func Read(ctx context.Context, d Document, forceOCR bool, progress func(done, total int) bool, ocr OCRFunc) (*Result, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	// The next page renders while this one is read: rendering (pdfium)
-	// and recognition (ONNX Runtime) overlap, with at most two pages'
-	// pixels held. The renderer goroutine is the document's only user
-	// until it has sent its last page or ctx ends; Read waits for it.
-	type rendered struct {
-		p   Page
-		err error
+// ReadPage reads one page: its text layer as it is, or its image through
+// ocr (a page too small to hold text reads as empty, without a model).
+func ReadPage(p Page, ocr OCRFunc) (PageResult, error) {
+	pr := PageResult{Page: p.Number, Source: p.Source, Text: p.Text}
+	if p.Source != SourceOCR {
+		return pr, nil
 	}
-	pagesCh := make(chan rendered, 1)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		defer close(pagesCh)
-		for n := 1; n <= d.Pages(); n++ {
-			p, err := d.Page(ctx, n, forceOCR)
-			select {
-			case pagesCh <- rendered{p, err}:
-			case <-ctx.Done():
-				return
-			}
-			if err != nil {
-				return
-			}
+	if b := p.Image.Bounds(); b.Dx() >= MinSide && b.Dy() >= MinSide {
+		var err error
+		if pr.Text, pr.Lines, err = ocr(p); err != nil {
+			return pr, err
 		}
-	}()
-	defer func() { cancel(); <-done }()
+	}
+	if pr.Lines == nil {
+		pr.Lines = json.RawMessage("[]")
+	}
+	return pr, nil
+}
 
-	res := &Result{Pages: d.Pages(), PageResults: make([]PageResult, 0, d.Pages())}
-	texts := make([]string, 0, d.Pages())
-	for n := 1; n <= d.Pages(); n++ {
-		var r rendered
-		select {
-		case r = <-pagesCh:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if r.err != nil {
-			return nil, r.err
-		}
-		p := r.p
-		pr := PageResult{Page: n, Source: p.Source, Text: p.Text}
-		if p.Source == SourceOCR {
-			if b := p.Image.Bounds(); b.Dx() >= MinSide && b.Dy() >= MinSide {
-				var err error
-				if pr.Text, pr.Lines, err = ocr(p); err != nil {
-					return nil, err
-				}
-			}
-			if pr.Lines == nil {
-				pr.Lines = json.RawMessage("[]")
-			}
-		}
-		res.PageResults = append(res.PageResults, pr)
-		texts = append(texts, pr.Text)
-		if progress != nil && !progress(n, d.Pages()) && n < d.Pages() {
-			return nil, errorf(CodeStopped, 0, "stopped after page %d: the job ended while its pages were read", n)
-		}
+// Assemble makes a document's result of its pages' results, in page
+// order.
+func Assemble(pages []PageResult) *Result {
+	texts := make([]string, len(pages))
+	for i, pr := range pages {
+		texts[i] = pr.Text
 	}
-	res.Text = strings.Join(texts, "\f")
-	return res, nil
+	return &Result{Pages: len(pages), Text: strings.Join(texts, "\f"), PageResults: pages}
 }

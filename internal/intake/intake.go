@@ -23,7 +23,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/redis/go-redis/v9"
 
@@ -217,50 +216,8 @@ func (in *Intake) Commit(ctx context.Context, g *Gather, b *Batch, js []*jobs.Jo
 // listChunk bounds the ids of one RPUSH.
 const listChunk = 10_000
 
-// publishWindow is how many queue messages are in flight at once; it stays
-// under the JetStream client's own bound on pending asynchronous publishes.
-const publishWindow = 2000
-
-// publish stores every job's message in JetStream, a window of
-// asynchronous publishes at a time, and returns once each is acknowledged
-// (or at the first failure). With no reconnect buffer, a publish while
-// NATS is down fails at once.
+// publish stores every job's message in JetStream and returns once each
+// is acknowledged (or at the first failure).
 func (in *Intake) publish(ctx context.Context, js []*jobs.Job) error {
-	for start := 0; start < len(js); start += publishWindow {
-		window := js[start:min(start+publishWindow, len(js))]
-		futs := make([]jetstream.PubAckFuture, 0, len(window))
-		for _, j := range window {
-			f, err := in.cfg.JS.PublishMsgAsync(&nats.Msg{
-				Subject: queue.SubmitSubject(j.Tier),
-				Data:    jobs.MessageFor(j).Encode(),
-				Header:  nats.Header{jetstream.MsgIDHeader: []string{j.ID}},
-			})
-			if err != nil {
-				return fmt.Errorf("publish %s: %w", j.ID, err)
-			}
-			futs = append(futs, f)
-		}
-		if err := waitAcks(ctx, futs, in.cfg.PublishWait); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// waitAcks waits for every future's acknowledgement, all within wait.
-func waitAcks(ctx context.Context, futs []jetstream.PubAckFuture, wait time.Duration) error {
-	timeout := time.NewTimer(wait)
-	defer timeout.Stop()
-	for _, f := range futs {
-		select {
-		case <-f.Ok():
-		case err := <-f.Err():
-			return fmt.Errorf("publish %s: %w", f.Msg().Header.Get(jetstream.MsgIDHeader), err)
-		case <-timeout.C:
-			return errors.New("publish: no acknowledgement in time")
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	return nil
+	return queue.Submit(ctx, in.cfg.JS, js, in.cfg.PublishWait)
 }

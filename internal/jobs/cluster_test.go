@@ -78,7 +78,7 @@ func TestStoreOnCluster(t *testing.T) {
 	all = append(append([]*Job{}, singles[1:]...), members[1:]...)
 	step(Scheduled, all, Update{})
 	step(Running, all, Update{StartedAt: now, CountAttempt: true})
-	if _, err := s.SetProgress(ctx, all[0].ID, Progress{PagesDone: 1, Pages: 2}); err != nil {
+	if _, err := s.DocumentProgress(ctx, []string{all[0].ID}); err != nil {
 		t.Fatal(err)
 	}
 	if ids, err := s.RunningSince(ctx, time.Now().Add(time.Minute), 100); err != nil || len(ids) != len(all) {

@@ -58,6 +58,12 @@ func Slot(key string) int {
 // in the ULID alphabet (NewIDIn sets it). Any string has a shard, so a
 // hostile id read from a URL only misses its key.
 func ShardOf(id string) int {
+	// A document's page (PageID) lies in its document's shard, with the
+	// document's counts and record, so that a page's transition touches
+	// one slot.
+	if doc, _, ok := PageOf(id); ok {
+		id = doc
+	}
 	if id == "" {
 		return 0
 	}

@@ -25,10 +25,6 @@ func (e *InputError) Error() string { return e.Code + ": " + e.Message }
 type Input struct {
 	Data        []byte
 	ContentType string
-	// Progress, when set, hears how many pages of a document have been
-	// read (the OCR model's documents); it must not block. Its false
-	// stops the reading: the job has ended elsewhere.
-	Progress func(done, total int) bool
 }
 
 // Sample is one input made ready for its model by Prepare.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"mime"
+	"strconv"
 	"sync"
 
 	"github.com/inferq/inferq/internal/documents"
@@ -28,41 +29,85 @@ var docOpener = sync.OnceValue(func() *documents.Opener {
 	return documents.NewOpener(docLimits.WithDefaults())
 })
 
-// documentSample is a PDF or multi-page TIFF that opened within the
-// limits; it is opened again to be read, so that a sample that is never
-// run holds no pdfium instance.
-type documentSample struct {
-	data     []byte
-	forceOCR bool
-	docs     *documents.Opener
-	progress func(done, total int) bool
+// ErrNotDocument is an input that is not a whole document to fan out: an
+// image, a page job, or a model that reads no documents.
+var ErrNotDocument = errors.New("not a whole document")
+
+// Document parameters of a job's content type: "ocr=force" reads every
+// page through OCR, text layer or not; "page=n" makes the job page n of
+// its document (the page jobs a document fans out into).
+const (
+	paramOCR  = "ocr"
+	paramPage = "page"
+)
+
+// DocumentPages opens a whole document sent to a model that reads
+// documents and counts its pages, without rendering any: a document that
+// can never be read (encrypted, corrupt, over the page cap) is an
+// *InputError with its code. Anything else is ErrNotDocument.
+func (m *Model) DocumentPages(in Input) (int, error) {
+	if _, ok := m.pipe.(*ocrPipeline); !ok || documents.Sniff(in.Data) == documents.NotDocument || pageOf(in.ContentType) > 0 {
+		return 0, ErrNotDocument
+	}
+	d, err := docOpener().Open(context.Background(), in.Data)
+	if err != nil {
+		return 0, documentError(err)
+	}
+	defer d.Close()
+	return d.Pages(), nil
 }
 
-// prepareDocument checks a document at once (encrypted, corrupt, over the
-// page cap), so that such a job fails before it takes a batch slot.
-// "application/pdf; ocr=force" reads every page through OCR, text layer
-// or not.
-func prepareDocument(in Input) (Sample, error) {
-	docs := docOpener()
-	d, err := docs.Open(context.Background(), in.Data)
+// PageContentType is the content type of page n of a document sent as
+// contentType: the document's, with the page named.
+func PageContentType(contentType string, n int) string {
+	base, params, err := mime.ParseMediaType(contentType)
+	if err != nil {
+		base, params = "application/octet-stream", nil
+	}
+	if params == nil {
+		params = map[string]string{}
+	}
+	params[paramPage] = strconv.Itoa(n)
+	return mime.FormatMediaType(base, params)
+}
+
+// pageOf is the page a content type names (0: none).
+func pageOf(contentType string) int {
+	_, params, _ := mime.ParseMediaType(contentType)
+	n, _ := strconv.Atoi(params[paramPage])
+	return max(n, 0)
+}
+
+// pageSample is one page of a document, rendered (or its text layer
+// read) when the page job's batch is prepared: the document is opened
+// for the page alone, so that a worker holds one page's pixels per page
+// job, and pages of one document run on any worker.
+type pageSample struct{ documents.Page }
+
+// preparePage renders page n of the document in, or reads its text layer.
+func preparePage(in Input, n int) (Sample, error) {
+	ctx := context.Background()
+	d, err := docOpener().Open(ctx, in.Data)
 	if err != nil {
 		return nil, documentError(err)
 	}
-	_ = d.Close()
+	defer d.Close()
+	if n > d.Pages() {
+		return nil, &InputError{Code: documents.CodeUndecodable, Message: "page " + strconv.Itoa(n) + " of a document of " + strconv.Itoa(d.Pages())}
+	}
 	_, params, _ := mime.ParseMediaType(in.ContentType)
-	return &documentSample{data: in.Data, forceOCR: params["ocr"] == "force", docs: docs, progress: in.Progress}, nil
+	p, err := d.Page(ctx, n, params[paramOCR] == "force")
+	if err != nil {
+		return nil, documentError(err)
+	}
+	return &pageSample{p}, nil
 }
 
-// readDocument reads a document's pages in order on this batch's
-// sessions: text-layer pages without a model, the rest through OCR.
-func (p *ocrPipeline) readDocument(s *documentSample, det, rec *ort.Session) Outcome {
-	ctx := context.Background()
-	d, err := s.docs.Open(ctx, s.data)
-	if err != nil {
-		return Outcome{Err: documentError(err)}
-	}
-	defer d.Close()
-	res, err := documents.Read(ctx, d, s.forceOCR, s.progress, func(pg documents.Page) (string, json.RawMessage, error) {
+// readPage reads a page on this batch's sessions: a text-layer page
+// without a model, the rest through OCR. Its result is the page's entry
+// of the document's page_results.
+func (p *ocrPipeline) readPage(s *pageSample, det, rec *ort.Session) Outcome {
+	pr, err := documents.ReadPage(s.Page, func(pg documents.Page) (string, json.RawMessage, error) {
 		r, err := ocr.Recognize(pg.Image, det, rec, p.dict, p.params)
 		if err != nil {
 			return "", nil, err
@@ -71,9 +116,9 @@ func (p *ocrPipeline) readDocument(s *documentSample, det, rec *ort.Session) Out
 		return r.Text, lines, err
 	})
 	if err != nil {
-		return Outcome{Err: documentError(err)}
+		return Outcome{Err: err}
 	}
-	b, err := json.Marshal(res)
+	b, err := json.Marshal(pr)
 	return Outcome{Result: b, Err: err}
 }
 

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -41,19 +42,33 @@ func TestDocumentDPI(t *testing.T) {
 	var table strings.Builder
 	table.WriteString("| DPI | CER | ms a page |\n|---|---|---|\n")
 	for _, dpi := range []int{100, 150, 200} {
-		s := &documentSample{data: data, docs: documents.NewOpener(documents.Limits{DPI: dpi})}
-		start := time.Now()
-		out, err := m.Run([]Sample{s})
-		if err != nil || out[0].Err != nil {
-			t.Fatalf("%d dpi: %v %v", dpi, err, out[0].Err)
-		}
-		perPage := time.Since(start) / time.Duration(len(ps))
-		var r documents.Result
-		if err := json.Unmarshal(out[0].Result, &r); err != nil {
+		o := documents.NewOpener(documents.Limits{DPI: dpi})
+		d, err := o.Open(context.Background(), data)
+		if err != nil {
 			t.Fatal(err)
 		}
+		start := time.Now()
+		var r []documents.PageResult
+		for n := 1; n <= d.Pages(); n++ {
+			p, err := d.Page(context.Background(), n, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Run([]Sample{&pageSample{p}})
+			if err != nil || out[0].Err != nil {
+				t.Fatalf("%d dpi: %v %v", dpi, err, out[0].Err)
+			}
+			var pr documents.PageResult
+			if err := json.Unmarshal(out[0].Result, &pr); err != nil {
+				t.Fatal(err)
+			}
+			r = append(r, pr)
+		}
+		perPage := time.Since(start) / time.Duration(len(ps))
+		_ = d.Close()
+		_ = o.Close()
 		var edits, chars int
-		for i, pr := range r.PageResults {
+		for i, pr := range r {
 			e, n := pages.Errors(strings.Split(pr.Text, "\n"), want[i])
 			edits, chars = edits+e, chars+n
 		}

@@ -78,7 +78,12 @@ func (p *ocrPipeline) close() {
 
 func (p *ocrPipeline) prepare(in Input) (Sample, error) {
 	if documents.Sniff(in.Data) != documents.NotDocument {
-		return prepareDocument(in)
+		// A whole document fans out into page jobs before it is prepared
+		// (the worker's fanOut); only its pages are run.
+		if n := pageOf(in.ContentType); n > 0 {
+			return preparePage(in, n)
+		}
+		return nil, &InputError{Code: "invalid_input", Message: "a whole document reaches the model only as its pages"}
 	}
 	img, _, err := preprocess.DecodeImage(in.Data, p.man.Preprocess.MaxPixels)
 	if err != nil {
@@ -94,8 +99,8 @@ func (p *ocrPipeline) run(det *ort.Session, batch []Sample) ([]Outcome, error) {
 	defer func() { p.recs <- rec }()
 	out := make([]Outcome, len(batch))
 	for i, s := range batch {
-		if d, ok := s.(*documentSample); ok {
-			out[i] = p.readDocument(d, det, rec)
+		if pg, ok := s.(*pageSample); ok {
+			out[i] = p.readPage(pg, det, rec)
 			continue
 		}
 		res, err := ocr.Recognize(s.(image.Image), det, rec, p.dict, p.params)

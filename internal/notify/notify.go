@@ -10,8 +10,10 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/nats-io/nats.go"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/inferq/inferq/internal/blob"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/webhook"
 )
@@ -27,6 +29,13 @@ type Config struct {
 	// Retention + jobs.ExpiredGrace after it completed. 0 keeps it.
 	Retention time.Duration
 	Log       *slog.Logger
+	// Blob, NATS and MaxInlineResult serve the end of a document
+	// (document.go): its pages' stored results are read from S3 and a
+	// large result stored there, and its end is announced. A process
+	// without them still ends documents, with their results inline.
+	Blob            *blob.Store
+	NATS            *nats.Conn
+	MaxInlineResult int64
 }
 
 // Notifier enqueues the webhooks of ended jobs and completed batches.
@@ -102,6 +111,7 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 	}
 	met := map[string]int64{}        // by batch: the ended jobs that met their deadline
 	byBatch := map[string][]string{} // by batch: its ended jobs
+	byDoc := map[string][]string{}   // by document: its ended pages
 	var done []string
 	failures := map[string][]string{} // by tenant: the failed jobs, for the console
 	for i, e := range ended {
@@ -138,9 +148,21 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 				failed[id] = true
 			}
 		}
-		if batch != "" {
+		doc, _, isPage := jobs.PageOf(id)
+		switch {
+		case isPage:
+			// A page's batch is its document, which its end may end.
+			byDoc[doc] = append(byDoc[doc], id)
+		case batch != "":
 			met[batch] += b2i(metDeadline)
 			byBatch[batch] = append(byBatch[batch], id)
+		}
+		if state == jobs.Canceled && j != nil && !isPage {
+			// A canceled document cancels its pages not yet run.
+			if err := n.cancelPages(ctx, j); err != nil {
+				errs = append(errs, err)
+				failed[id] = true
+			}
 		}
 	}
 	if err := recordFailures(ctx, n.cfg.Redis, failures, time.Now()); err != nil {
@@ -151,6 +173,14 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 		if err := n.settle(ctx, batch, count); err != nil {
 			errs = append(errs, err)
 			for _, id := range byBatch[batch] {
+				failed[id] = true
+			}
+		}
+	}
+	for doc, ids := range byDoc {
+		if err := n.endDocument(ctx, doc); err != nil {
+			errs = append(errs, err)
+			for _, id := range ids {
 				failed[id] = true
 			}
 		}

@@ -285,6 +285,7 @@ func (l *modelLoop) prepare(ctx context.Context, msgs []jetstream.Msg, version s
 		return abandon()
 	}
 	b.model, b.release = m, release
+	l.fanOut(ctx, m, items)
 	l.keepForRescue(ctx, m, items)
 	l.decode(m, items)
 	return b
@@ -300,6 +301,9 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var fault error
+	// The pages of one document share its input: one GET serves them all.
+	byKey := map[string][]*item{}
+	var keys []string
 	for _, it := range items {
 		if it.done || it.input != nil || it.out.Err != nil {
 			continue
@@ -308,30 +312,38 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 			it.input = it.job.Input
 			continue
 		}
+		if byKey[it.job.InputKey] == nil {
+			keys = append(keys, it.job.InputKey)
+		}
+		byKey[it.job.InputKey] = append(byKey[it.job.InputKey], it)
+	}
+	for _, key := range keys {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			data, err := w.cfg.Blob.Get(ctx, it.job.InputKey, w.cfg.MaxInputBytes)
-			switch {
-			case errors.Is(err, blob.ErrNotFound) && w.cfg.Blob.Ping(ctx) != nil:
-				// An S3 that is going down may say "no such key" while its
-				// bucket is not reachable either: a fault, not a missing input.
-				mu.Lock()
-				fault = transient{err}
-				mu.Unlock()
-			case errors.Is(err, blob.ErrNotFound):
-				w.fail(it, "input_missing", "the job's input is no longer in storage")
-			case errors.Is(err, blob.ErrTooLarge):
-				// Not a fault of S3: this job's input alone is wrong, and
-				// holding the batch for it would hold every job in it.
-				w.fail(it, "input_too_large", fmt.Sprintf("the job's input in storage is over %d bytes", w.cfg.MaxInputBytes))
-			case err != nil:
-				mu.Lock()
-				fault = transient{err}
-				mu.Unlock()
-			default:
-				it.input = data
+			data, err := w.cfg.Blob.Get(ctx, key, w.cfg.MaxInputBytes)
+			for _, it := range byKey[key] {
+				switch {
+				case errors.Is(err, blob.ErrNotFound) && w.cfg.Blob.Ping(ctx) != nil:
+					// An S3 that is going down may say "no such key" while its
+					// bucket is not reachable either: a fault, not a missing input.
+					mu.Lock()
+					fault = transient{err}
+					mu.Unlock()
+				case errors.Is(err, blob.ErrNotFound):
+					w.fail(it, "input_missing", "the job's input is no longer in storage")
+				case errors.Is(err, blob.ErrTooLarge):
+					// Not a fault of S3: this job's input alone is wrong, and
+					// holding the batch for it would hold every job in it.
+					w.fail(it, "input_too_large", fmt.Sprintf("the job's input in storage is over %d bytes", w.cfg.MaxInputBytes))
+				case err != nil:
+					mu.Lock()
+					fault = transient{err}
+					mu.Unlock()
+				default:
+					it.input = data
+				}
 			}
 		}()
 	}
@@ -352,7 +364,7 @@ func (l *modelLoop) decode(m *models.Model, items []*item) {
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.job.ContentType, Progress: l.w.progress(it.job)})
+			s, err := m.Prepare(models.Input{Data: it.input, ContentType: it.job.ContentType})
 			it.input, it.job.Input = nil, nil
 			if err != nil {
 				var ie *models.InputError
@@ -511,7 +523,10 @@ func (l *modelLoop) finish(ctx context.Context, items []*item, version string) e
 	}
 	var fault error
 	var ended []jobs.Ended
-	defer func() { w.finished(ctx, ended) }()
+	defer func() {
+		w.pagesProgress(ctx, ended)
+		w.finished(ctx, ended)
+	}()
 	for i, res := range w.cfg.Store.TransitionMany(ctx, moves) {
 		it, to := todo[i], moves[i].To
 		var te *jobs.TransitionError
