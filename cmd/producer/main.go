@@ -16,6 +16,7 @@ import (
 	"github.com/inferq/inferq/internal/config"
 	"github.com/inferq/inferq/internal/console"
 	"github.com/inferq/inferq/internal/coord"
+	"github.com/inferq/inferq/internal/documents"
 	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/notify"
 	"github.com/inferq/inferq/internal/ops"
@@ -92,7 +93,8 @@ func run(ctx, _ context.Context, cfg config.Config, log *slog.Logger) error {
 		Notifier: notify.New(notify.Config{Redis: b.Redis, Store: b.Store, Retention: cfg.ResultTTL, Log: log,
 			Blob: b.Blob, NATS: b.NATS, MaxInlineResult: cfg.MaxInlineResult}),
 		WebhookGuard: guard, WebhookGone: gone,
-		Log: log, Metrics: srv.Registry,
+		Documents: documents.NewOpener(documents.Limits{MaxPages: cfg.MaxPages}),
+		Log:       log, Metrics: srv.Registry,
 	})
 	if err != nil {
 		return err

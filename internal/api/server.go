@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sync/semaphore"
 
 	"github.com/inferq/inferq/internal/blob"
+	"github.com/inferq/inferq/internal/documents"
 	"github.com/inferq/inferq/internal/intake"
 	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/models/catalog"
@@ -63,6 +64,9 @@ type Config struct {
 	// WebhookGone, when set, refuses at submit a webhook URL that answered
 	// 410 Gone before.
 	WebhookGone *webhook.GoneList
+	// Documents, when set, checks documents at submit (checkDocument):
+	// their page count against its limits, and encryption.
+	Documents *documents.Opener
 	// MaxBatchBytes bounds one POST /v1/batches body (default 2 GiB).
 	MaxBatchBytes int64
 	// MaxBatchFiles bounds the files of one batch (default 100,000).
@@ -96,6 +100,8 @@ type Server struct {
 	watch   *watcher
 	// jsonBodies is the budget of JSON submit bodies held (readJSON).
 	jsonBodies *semaphore.Weighted
+	// docChecks bounds the documents opened at submit (checkDocument).
+	docChecks chan struct{}
 }
 
 type metrics struct {
@@ -122,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("api: Config.Intake is required")
 	}
 	s := &Server{cfg: cfg, log: cfg.Log, limits: newRateLimits(), watch: newWatcher(cfg.NATS),
-		jsonBodies: semaphore.NewWeighted(jsonBudget)}
+		jsonBodies: semaphore.NewWeighted(jsonBudget), docChecks: make(chan struct{}, docChecks)}
 	if err := s.RefreshModels(); err != nil {
 		return nil, err
 	}

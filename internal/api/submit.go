@@ -200,6 +200,9 @@ func (s *Server) accept(ctx context.Context, j *jobs.Job, t *tenants.Tenant, sub
 	if err := s.checkWebhook(ctx, t, sub.webhookURL); err != nil {
 		return err
 	}
+	if err := s.checkDocument(ctx, j, g); err != nil {
+		return err
+	}
 	if sub.upload != nil {
 		if err := s.claimUpload(ctx, sub.uploadID, j.ID); err != nil {
 			return err
