@@ -68,8 +68,6 @@ func TestDocumentsThroughAPI(t *testing.T) {
 		pages.TIFF(imgs),
 		goodPDF,
 		pages.PDF([]pages.PDFPage{{Text: digital}, scanned[1]}),
-		pages.PDF(many),
-		[]byte(encrypted),
 		[]byte("%PDF-1.7\nnot really a PDF at all"),
 	}
 	jobs := submitAll(t, ctx, c, "ocr", inputs, "")
@@ -130,9 +128,28 @@ func TestDocumentsThroughAPI(t *testing.T) {
 		t.Errorf("mixed PDF page 1: %q", mixed.PageResults[0].Text)
 	}
 	cer("mixed PDF scanned page", docResult{PageResults: mixed.PageResults[1:]}, texts[1:2])
-	for i, code := range map[int]string{4: "too_many_pages", 5: "encrypted_document", 6: "undecodable_input"} {
-		if j := jobs[i]; j.Status != "failed" || j.Error == nil || j.Error.Code != code {
-			t.Errorf("document %d: %s %+v, want failed with %s", i, j.Status, j.Error, code)
+	if j := jobs[4]; j.Status != "failed" || j.Error == nil || j.Error.Code != "undecodable_input" {
+		t.Errorf("corrupt document: %s %+v, want failed with undecodable_input", j.Status, j.Error)
+	}
+	// Over the page cap, or encrypted: refused at submit. A presigned
+	// upload is not read at submit: its worker fails it with the same
+	// code, before it makes any page job.
+	for _, h := range []struct {
+		data   []byte
+		status int
+		code   string
+	}{{pages.PDF(many), http.StatusRequestEntityTooLarge, "too_many_pages"}, {[]byte(encrypted), http.StatusUnprocessableEntity, "encrypted_document"}} {
+		_, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(h.data), ContentType: "application/pdf"})
+		wantAPIError(t, h.code+" at submit", err, h.status, h.code)
+		j, err := c.SubmitLarge(ctx, "ocr", bytes.NewReader(h.data), int64(len(h.data)), "application/pdf", "doc.pdf")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j, err = c.Wait(ctx, j.ID); err != nil || j.Status != "failed" || j.Error == nil || j.Error.Code != h.code {
+			t.Errorf("uploaded %s document: %v %+v, want failed with %s", h.code, err, j, h.code)
+		}
+		if p, err := c.Get(ctx, j.ID+"-p1", 0); err == nil {
+			t.Errorf("a %s document made page jobs: %+v", h.code, p)
 		}
 	}
 
