@@ -14,7 +14,7 @@ import (
 	"github.com/inferq/inferq/internal/pages"
 )
 
-const aboutDocuments = "The same scanned A4 pages (150 dpi) through the fleet's `ocr` model twice, one after the other on one fleet: as one PDF document job, and as one image job a page, all submitted at once. The ratio is the document's pages per second over the image jobs'; a document is read by the one worker that takes it, page after page, so this is what a document costs against spreading its pages as jobs."
+const aboutDocuments = "The same scanned A4 pages (150 dpi) through the fleet's `ocr` model twice, one after the other on one fleet: as one PDF document job, and as one image job a page, all submitted at once. The ratio is the document's pages per second over the image jobs'; a document fans out into page jobs, scheduled and micro-batched like the image jobs, so this is what the fan-out costs (opening the document, making and publishing its pages, rendering each page from the PDF, assembling the result) against sending the pages as images."
 
 // docPages is how many pages the documents scenario sends: 100, and 2 in
 // the harness's own tiny run.
