@@ -240,26 +240,63 @@ func webhookCount(rv *fleettest.Receiver, doc string) int {
 	return n
 }
 
+// docRun is a scanned document of 8 pages submitted to a test's fleet,
+// with a webhook receiver and a watch on every job end.
+type docRun struct {
+	e    *endings
+	hook *fleettest.Receiver
+	c    *client.Client
+	ctx  context.Context
+	j    *client.Job
+	want [][]string
+}
+
+func submitDocument(t *testing.T, f *fleet) *docRun {
+	t.Helper()
+	d := &docRun{e: watchEndings(t, f), c: f.client("globex"), ctx: ctxT(t, 4*time.Minute)}
+	d.hook = fleettest.NewReceiver(func(int, *http.Request) int { return http.StatusNoContent })
+	t.Cleanup(d.hook.Close)
+	var data []byte
+	data, d.want = scannedPDF(t, 8)
+	var err error
+	d.j, err = d.c.Submit(d.ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(data), ContentType: "application/pdf", WebhookURL: d.hook.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// endedOnce checks that the document and each of its pages ended once,
+// succeeded, and that the document's webhook came once; it returns the
+// document as it ended.
+func (d *docRun) endedOnce(t *testing.T) *client.Job {
+	t.Helper()
+	d.e.exactlyOnce(t, d.c, append([]string{d.j.ID}, pageIDs(d.j.ID, len(d.want))...), "succeeded")
+	if err := d.hook.WaitFor(d.ctx, func([]fleettest.Received) bool { return webhookCount(d.hook, d.j.ID) >= 1 }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // a second webhook would show by now
+	if n := webhookCount(d.hook, d.j.ID); n != 1 {
+		t.Errorf("%d webhooks for the document, want 1", n)
+	}
+	if n := len(d.hook.Requests()); n != 1 {
+		t.Errorf("%d webhooks in all, want the document's alone (pages have none)", n)
+	}
+	j, err := d.c.Get(d.ctx, d.j.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkDocument(t, d.ctx, d.c, j, d.want)
+	return j
+}
+
 // TestDocumentPagesOnTwoWorkers: the pages of one document are jobs of
 // their own, run by both of two workers (each takes one page a batch),
 // and the document ends once, with every page in order and one webhook.
 func TestDocumentPagesOnTwoWorkers(t *testing.T) {
 	f := startFleet(t, fleettest.Options{Workers: 2, WorkerEnv: []string{"INFERQ_MAX_BATCH=1"}})
-	e := watchEndings(t, f)
-	hook := fleettest.NewReceiver(func(int, *http.Request) int { return http.StatusNoContent })
-	t.Cleanup(hook.Close)
-	c := f.client("globex")
-	ctx := ctxT(t, 4*time.Minute)
-	data, want := scannedPDF(t, 8)
-	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(data), ContentType: "application/pdf", WebhookURL: hook.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.exactlyOnce(t, c, append([]string{j.ID}, pageIDs(j.ID, len(want))...), "succeeded")
-	if j, err = c.Get(ctx, j.ID, 0); err != nil {
-		t.Fatal(err)
-	}
-	checkDocument(t, ctx, c, j, want)
+	d := submitDocument(t, f)
+	d.endedOnce(t)
 	// Each worker counts the jobs it ended: the pages.
 	for i, w := range f.Workers {
 		n := 0
@@ -270,20 +307,10 @@ func TestDocumentPagesOnTwoWorkers(t *testing.T) {
 				n += int(v)
 			}
 		}
-		t.Logf("worker %d ran %d of the %d pages", i, n, len(want))
+		t.Logf("worker %d ran %d of the %d pages", i, n, len(d.want))
 		if n == 0 {
 			t.Errorf("worker %d ran none of the document's pages", i)
 		}
-	}
-	if err := hook.WaitFor(ctx, func(got []fleettest.Received) bool { return webhookCount(hook, j.ID) >= 1 }); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // a second webhook would show by now
-	if n := webhookCount(hook, j.ID); n != 1 {
-		t.Errorf("%d webhooks for the document, want 1", n)
-	}
-	if len(hook.Requests()) != 1 {
-		t.Errorf("%d webhooks in all, want the document's alone (pages have none)", len(hook.Requests()))
 	}
 }
 
@@ -293,16 +320,8 @@ func TestDocumentPagesOnTwoWorkers(t *testing.T) {
 // with every page in order and one webhook.
 func TestDocumentWorkerKilled(t *testing.T) {
 	f := startFleet(t, fleettest.Options{Env: []string{"INFERQ_ACK_WAIT=2s"}})
-	e := watchEndings(t, f)
-	hook := fleettest.NewReceiver(func(int, *http.Request) int { return http.StatusNoContent })
-	t.Cleanup(hook.Close)
-	c := f.client("globex")
-	ctx := ctxT(t, 4*time.Minute)
-	data, want := scannedPDF(t, 8)
-	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(data), ContentType: "application/pdf", WebhookURL: hook.URL})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := submitDocument(t, f)
+	c, ctx, j, want := d.c, d.ctx, d.j, d.want
 	// The SSE stream tells the pages as they end.
 	req, _ := http.NewRequestWithContext(ctx, "GET", f.URL+"/v1/jobs/"+j.ID+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+f.Tenants["globex"].Key)
@@ -347,10 +366,7 @@ func TestDocumentWorkerKilled(t *testing.T) {
 	if _, err := f.StartWorker(); err != nil {
 		t.Fatal(err)
 	}
-	e.exactlyOnce(t, c, append([]string{j.ID}, pageIDs(j.ID, len(want))...), "succeeded")
-	if j, err = c.Get(ctx, j.ID, 0); err != nil {
-		t.Fatal(err)
-	}
+	j = d.endedOnce(t)
 	if j.Progress != nil {
 		t.Errorf("an ended document shows progress %+v", *j.Progress)
 	}
@@ -374,14 +390,6 @@ func TestDocumentWorkerKilled(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Error("the SSE stream did not end with the document")
-	}
-	checkDocument(t, ctx, c, j, want)
-	if err := hook.WaitFor(ctx, func([]fleettest.Received) bool { return webhookCount(hook, j.ID) >= 1 }); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(time.Second) // a second webhook would show by now
-	if n := webhookCount(hook, j.ID); n != 1 {
-		t.Errorf("%d webhooks for the document, want 1", n)
 	}
 }
 
