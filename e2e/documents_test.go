@@ -69,6 +69,8 @@ func TestDocumentsThroughAPI(t *testing.T) {
 		goodPDF,
 		pages.PDF([]pages.PDFPage{{Text: digital}, scanned[1]}),
 		[]byte("%PDF-1.7\nnot really a PDF at all"),
+		// Page 2's box is too large to render at any readable DPI.
+		pages.PDF([]pages.PDFPage{scanned[0], {Image: imgs[1], WPt: 20000, HPt: 20000}, scanned[2]}),
 	}
 	jobs := submitAll(t, ctx, c, "ocr", inputs, "")
 
@@ -130,6 +132,10 @@ func TestDocumentsThroughAPI(t *testing.T) {
 	cer("mixed PDF scanned page", docResult{PageResults: mixed.PageResults[1:]}, texts[1:2])
 	if j := jobs[4]; j.Status != "failed" || j.Error == nil || j.Error.Code != "undecodable_input" {
 		t.Errorf("corrupt document: %s %+v, want failed with undecodable_input", j.Status, j.Error)
+	}
+	// A page that fails fails the document, naming the page.
+	if j := jobs[5]; j.Status != "failed" || j.Error == nil || j.Error.Code != "page_too_large" || !strings.HasPrefix(j.Error.Message, "page 2: ") {
+		t.Errorf("document with a page too large: %s %+v, want failed with page_too_large on page 2", j.Status, j.Error)
 	}
 	// Over the page cap, or encrypted: refused at submit. A presigned
 	// upload is not read at submit: its worker fails it with the same

@@ -67,12 +67,10 @@ func (n *Notifier) endDocument(ctx context.Context, doc string) error {
 		queue.PublishEvent(n.cfg.NATS, d.Tenant, doc, to, now)
 	}
 	n.log.Info("document ended", "job", doc, "tenant", d.Tenant, "status", to, "pages", c.Pages)
-	var errs []error
-	if to != jobs.Succeeded {
-		errs = append(errs, n.cancelPages(ctx, d))
-	}
-	_, err = n.tell(ctx, []jobs.Ended{{Message: jobs.Message{ID: doc}, State: to}})
-	return errors.Join(append(errs, err)...)
+	// Its webhook, its batch, and (failed or canceled) its pages not yet
+	// run canceled.
+	_, err = n.tell(ctx, []jobs.Ended{{Message: jobs.Message{ID: doc, Tenant: d.Tenant}, State: to}})
+	return err
 }
 
 // assemble makes a document's outcome of its pages' records: failed with
@@ -141,16 +139,23 @@ func (n *Notifier) pageResult(ctx context.Context, p *jobs.Job) (json.RawMessage
 }
 
 // cancelPages cancels a document's pages that have not ended (none for
-// a job that never fanned out); their ends tell nothing (no webhook, and
-// the document has ended), so they leave the outbox at once.
-func (n *Notifier) cancelPages(ctx context.Context, d *jobs.Job) error {
-	ids, err := n.cfg.Store.CancelPages(ctx, d.ID, d.Tenant)
+// a job that never fanned out: one read); their ends tell nothing (no
+// webhook, and the document has ended), so they leave the outbox at once.
+func (n *Notifier) cancelPages(ctx context.Context, doc, tenant string) error {
+	ids, err := n.cfg.Store.CancelPages(ctx, doc, tenant)
 	if len(ids) > 0 && n.cfg.NATS != nil {
 		now := time.Now()
 		for _, id := range ids {
 			// The scheduler drops a canceled page it holds.
-			queue.PublishEvent(n.cfg.NATS, d.Tenant, id, jobs.Canceled, now)
+			queue.PublishEvent(n.cfg.NATS, tenant, id, jobs.Canceled, now)
 		}
 	}
 	return errors.Join(err, n.cfg.Store.Told(ctx, ids...))
+}
+
+func tenantOf(j *jobs.Job) string {
+	if j == nil {
+		return ""
+	}
+	return j.Tenant
 }

@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base32"
@@ -157,9 +158,11 @@ func (n *Notifier) tell(ctx context.Context, ended []jobs.Ended) (int, error) {
 			met[batch] += b2i(metDeadline)
 			byBatch[batch] = append(byBatch[batch], id)
 		}
-		if state == jobs.Canceled && j != nil && !isPage {
-			// A canceled document cancels its pages not yet run.
-			if err := n.cancelPages(ctx, j); err != nil {
+		if tenant := cmp.Or(e.Message.Tenant, tenantOf(j)); !isPage && tenant != "" && (state == jobs.Canceled || state == jobs.Failed) {
+			// A document canceled, or failed otherwise than by a page
+			// (max_attempts while it fanned out), cancels its pages not
+			// yet run: none runs for a document that has ended.
+			if err := n.cancelPages(ctx, id, tenant); err != nil {
 				errs = append(errs, err)
 				failed[id] = true
 			}
