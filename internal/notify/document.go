@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/inferq/inferq/internal/blob"
@@ -87,7 +88,9 @@ func (n *Notifier) assemble(ctx context.Context, d *jobs.Job, pages []*jobs.Job)
 		case p.Status == jobs.Failed:
 			u.Error = &jobs.Error{Code: "page_failed", Message: fmt.Sprintf("page %d failed", i+1)}
 			if p.Error != nil {
-				u.Error = &jobs.Error{Code: p.Error.Code, Message: fmt.Sprintf("page %d: %s", i+1, p.Error.Message)}
+				// (A renderer's error names its page already.)
+				named := fmt.Sprintf("page %d: ", i+1)
+				u.Error = &jobs.Error{Code: p.Error.Code, Message: named + strings.TrimPrefix(p.Error.Message, named)}
 			}
 			return jobs.Failed, u, nil
 		case p.Status == jobs.Canceled:
