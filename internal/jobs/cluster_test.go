@@ -12,8 +12,8 @@ import (
 // Every path of the store runs on a three-primary Redis Cluster without a
 // CROSSSLOT (or MOVED) error: creates of single jobs and of a batch (with
 // a replica required, so WAIT runs on each shard's primary), transitions
-// to every end and to expired, withdraw, progress, and the readers that
-// walk or sum the shards.
+// to every end and to expired, withdraw, a document's pages and progress,
+// and the readers that walk or sum the shards.
 func TestStoreOnCluster(t *testing.T) {
 	c := fleettest.Cluster(t)
 	rdb, _, err := redisurl.Open(c.URL())
@@ -136,4 +136,5 @@ func TestStoreOnCluster(t *testing.T) {
 	if err != nil || got[0].Status != Expired || got[1] != nil || got[2].Status != Expired {
 		t.Fatalf("records after expiry: %+v, %v", got, err)
 	}
+	checkPages(t, s)
 }

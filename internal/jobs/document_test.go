@@ -31,17 +31,23 @@ func TestPageIDs(t *testing.T) {
 // the document ended; the document's progress follows its pages' ends;
 // a cancel reaches the pages not ended.
 func TestCreatePagesOnce(t *testing.T) {
-	s := NewStore(startRedis(t), time.Hour)
+	checkPages(t, NewStore(startRedis(t), time.Hour))
+}
+
+// checkPages is TestCreatePagesOnce on a store (TestStoreOnCluster runs
+// it on a Cluster: a document's keys and its pages' share one slot).
+func checkPages(t *testing.T, s *Store) {
+	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
-	doc := &Job{ID: NewID(), Tenant: "acme", Tier: "bulk", Model: "ocr", CreatedAt: now, Deadline: now.Add(time.Hour), InputKey: "k"}
+	doc := &Job{ID: NewID(), Tenant: "docs", Tier: "bulk", Model: "ocr", CreatedAt: now, Deadline: now.Add(time.Hour), InputKey: "k"}
 	if err := s.Create(ctx, doc); err != nil {
 		t.Fatal(err)
 	}
 	pages := func(n int) []*Job {
 		out := make([]*Job, n)
 		for i := range out {
-			out[i] = &Job{ID: PageID(doc.ID, i+1), Tenant: "acme", Tier: "bulk", Model: "ocr", CreatedAt: now, Deadline: doc.Deadline, InputKey: "k", BatchID: doc.ID}
+			out[i] = &Job{ID: PageID(doc.ID, i+1), Tenant: "docs", Tier: "bulk", Model: "ocr", CreatedAt: now, Deadline: doc.Deadline, InputKey: "k", BatchID: doc.ID}
 		}
 		return out
 	}
@@ -49,7 +55,7 @@ func TestCreatePagesOnce(t *testing.T) {
 		t.Fatalf("pages of a queued document: %v, want ErrNotRunning", err)
 	}
 	for _, to := range []State{Scheduled, Running} {
-		if _, err := s.Transition(ctx, doc.ID, "acme", to, Update{}); err != nil {
+		if _, err := s.Transition(ctx, doc.ID, "docs", to, Update{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -67,16 +73,16 @@ func TestCreatePagesOnce(t *testing.T) {
 	if q, _ := s.rdb.HGet(ctx, BatchKey(doc.ID), "queued").Int(); q != 4 {
 		t.Fatalf("%d pages counted queued, want 4", q)
 	}
-	if u, _ := s.Unfinished(ctx, "acme"); u != 5 {
+	if u, _ := s.Unfinished(ctx, "docs"); u != 5 {
 		t.Fatalf("unfinished %d, want the document and its 4 pages", u)
 	}
 	p1 := PageID(doc.ID, 1)
 	for _, to := range []State{Scheduled, Running} {
-		if _, err := s.Transition(ctx, p1, "acme", to, Update{}); err != nil {
+		if _, err := s.Transition(ctx, p1, "docs", to, Update{}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.Finish(ctx, &Job{ID: p1, Tenant: "acme", Deadline: doc.Deadline}, Succeeded, Update{Result: []byte(`{}`)}); err != nil {
+	if err := s.Finish(ctx, &Job{ID: p1, Tenant: "docs", Deadline: doc.Deadline}, Succeeded, Update{Result: []byte(`{}`)}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.DocumentProgress(ctx, []string{doc.ID})
@@ -86,10 +92,10 @@ func TestCreatePagesOnce(t *testing.T) {
 	if j, _ := s.Get(ctx, doc.ID); j.Progress == nil || *j.Progress != (Progress{PagesDone: 1, Pages: 4}) {
 		t.Fatalf("record's progress %+v", j.Progress)
 	}
-	if _, err := s.Transition(ctx, doc.ID, "acme", Canceled, Update{}); err != nil {
+	if _, err := s.Transition(ctx, doc.ID, "docs", Canceled, Update{}); err != nil {
 		t.Fatal(err)
 	}
-	ids, err := s.CancelPages(ctx, doc.ID, "acme")
+	ids, err := s.CancelPages(ctx, doc.ID, "docs")
 	if err != nil || len(ids) != 3 {
 		t.Fatalf("canceled %v, %v; want the 3 pages not ended", ids, err)
 	}
@@ -99,7 +105,7 @@ func TestCreatePagesOnce(t *testing.T) {
 	if got, _ := s.DocumentProgress(ctx, []string{doc.ID}); len(got) != 0 {
 		t.Fatalf("progress of an ended document: %+v", got)
 	}
-	if u, _ := s.Unfinished(ctx, "acme"); u != 0 {
+	if u, _ := s.Unfinished(ctx, "docs"); u != 0 {
 		t.Fatalf("unfinished %d after the document and its pages ended", u)
 	}
 }
