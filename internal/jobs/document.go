@@ -192,7 +192,7 @@ func (s *Store) CancelPages(ctx context.Context, doc, tenant string) ([]string, 
 		moves[i] = Move{ID: PageID(doc, i+1), Tenant: tenant, To: Canceled, Update: Update{FinishedAt: now}}
 	}
 	var ids []string
-	var errs []error
+	errs := []error{s.KeepDocumentCounts(ctx, doc)}
 	for i, res := range s.TransitionMany(ctx, moves) {
 		var te *TransitionError
 		switch {
@@ -205,4 +205,13 @@ func (s *Store) CancelPages(ctx context.Context, doc, tenant string) ([]string, 
 		}
 	}
 	return ids, errors.Join(errs...)
+}
+
+// KeepDocumentCounts gives an ended document's counts the lifetime of its
+// pages' records (retention, then the grace), so that they go with them.
+func (s *Store) KeepDocumentCounts(ctx context.Context, doc string) error {
+	if err := s.rdb.PExpire(ctx, BatchKey(doc), s.retention+ExpiredGrace).Err(); err != nil {
+		return fmt.Errorf("document %s counts: %w", doc, err)
+	}
+	return nil
 }

@@ -99,6 +99,9 @@ func checkPages(t *testing.T, s *Store) {
 	if err != nil || len(ids) != 3 {
 		t.Fatalf("canceled %v, %v; want the 3 pages not ended", ids, err)
 	}
+	if ttl := s.rdb.PTTL(ctx, BatchKey(doc.ID)).Val(); ttl <= time.Hour {
+		t.Fatalf("an ended document's counts live %s, want its pages' retention and grace", ttl)
+	}
 	if _, err := s.CreatePages(ctx, doc, pages(5)); !errors.Is(err, ErrNotRunning) {
 		t.Fatalf("pages of a canceled document: %v, want ErrNotRunning", err)
 	}

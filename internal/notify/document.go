@@ -71,6 +71,9 @@ func (n *Notifier) endDocument(ctx context.Context, doc string) error {
 	// Its webhook, its batch, and (failed or canceled) its pages not yet
 	// run canceled.
 	_, err = n.tell(ctx, []jobs.Ended{{Message: jobs.Message{ID: doc, Tenant: d.Tenant}, State: to}})
+	if to == jobs.Succeeded { // (cancelPages does it otherwise)
+		err = errors.Join(err, n.cfg.Store.KeepDocumentCounts(ctx, doc))
+	}
 	return err
 }
 
