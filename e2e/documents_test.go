@@ -15,9 +15,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/redis/go-redis/v9"
+
 	"github.com/inferq/inferq/client"
 	"github.com/inferq/inferq/internal/fleettest"
+	"github.com/inferq/inferq/internal/jobs"
 	"github.com/inferq/inferq/internal/pages"
+	"github.com/inferq/inferq/internal/queue"
 )
 
 type docResult struct {
@@ -459,4 +465,96 @@ func TestDocumentCanceled(t *testing.T) {
 		t.Fatalf("pages ended after the cancel: %v, then %v", after, later)
 	}
 	t.Logf("canceled after page 1: pages %v", after)
+}
+
+// TestDocumentKilledMidFanOut: a worker killed while it fanned a
+// document out — the document running, its page records made, half of
+// them published, its message not acked — is played by the test itself,
+// on a fleet whose first worker starts after: the document's message
+// redelivered to that worker makes no page twice and publishes them all
+// again (JetStream or the scheduler drops the duplicates), every page
+// ends once, the document ends once, and the tenant's count of unfinished
+// jobs comes back to zero (a page made or counted twice would leave it
+// above).
+func TestDocumentKilledMidFanOut(t *testing.T) {
+	f := startFleet(t, fleettest.Options{Workers: -1, Env: []string{"INFERQ_INLINE_INPUT_BYTES=0"}})
+	e := watchEndings(t, f)
+	c := f.client("globex")
+	ctx := ctxT(t, 4*time.Minute)
+	const n = 12
+	ps := make([]pages.PDFPage, n)
+	for i := range ps {
+		ps[i] = pages.PDFPage{Text: []string{fmt.Sprintf("page %d", i+1)}}
+	}
+	j, err := c.Submit(ctx, client.Submit{Model: "ocr", Input: bytes.NewReader(pages.PDF(ps)), ContentType: "application/pdf"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The dead worker's part: the document running, every page made,
+	// half of them published.
+	rdb := redis.NewClient(&redis.Options{Addr: f.back.Redis.Addr})
+	defer rdb.Close()
+	store := jobs.NewStore(rdb, time.Hour)
+	for _, to := range []jobs.State{jobs.Scheduled, jobs.Running} {
+		if _, err := store.Transition(ctx, j.ID, "globex", to, jobs.Update{CountAttempt: to == jobs.Running}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec, err := store.Get(ctx, j.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := jobs.MessageFor(rec)
+	pgs := jobs.Pages(msg, n, func(i int) string { return fmt.Sprintf("application/pdf; page=%d", i) })
+	if made, err := store.CreatePages(ctx, rec, pgs); err != nil || made != n {
+		t.Fatalf("made %d pages: %v", made, err)
+	}
+	nc, err := nats.Connect(f.back.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if err := queue.Submit(ctx, js, pgs[:n/2], 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Its message, which JetStream gives again to the next worker.
+	if err := queue.Publish(ctx, js, queue.RunSubject("ocr"), j.ID, msg.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.StartWorker(); err != nil {
+		t.Fatal(err)
+	}
+	e.exactlyOnce(t, c, append([]string{j.ID}, pageIDs(j.ID, n)...), "succeeded")
+	if j, err = c.Get(ctx, j.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	if j.Attempts != 2 {
+		t.Errorf("the document ran %d times, want twice (the dead worker's, and the redelivery)", j.Attempts)
+	}
+	res, err := c.Result(ctx, j)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r docResult
+	if err := json.Unmarshal(res, &r); err != nil || r.Pages != n {
+		t.Fatalf("result %.300s: %v", res, err)
+	}
+	for i, pr := range r.PageResults {
+		if want := fmt.Sprintf("page %d", i+1); pr.Page != i+1 || pr.Text != want || pr.Source != "text" {
+			t.Fatalf("page result %d: %+v, want %q from the text layer", i, pr, want)
+		}
+	}
+	if u, err := store.Unfinished(ctx, "globex"); err != nil || u != 0 {
+		t.Fatalf("unfinished jobs of the tenant after the document ended: %d, %v", u, err)
+	}
+	for _, id := range pageIDs(j.ID, n) {
+		p, err := c.Get(ctx, id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Attempts != 1 {
+			t.Errorf("page %s ran %d times, want once", id, p.Attempts)
+		}
+	}
 }

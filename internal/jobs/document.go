@@ -43,6 +43,23 @@ func PageOf(id string) (doc string, n int, ok bool) {
 	return id[:i], n, true
 }
 
+// Pages are the page jobs of document doc, of n pages; contentType(i)
+// is page i's content type. A page carries its document's tier, deadline
+// and input (the S3 key, or the bytes when inline), and has no webhook of
+// its own.
+func Pages(doc Message, n int, contentType func(int) string) []*Job {
+	pages := make([]*Job, n)
+	for i := range pages {
+		pages[i] = &Job{
+			ID: PageID(doc.ID, i+1), Tenant: doc.Tenant, Model: doc.Model, Tier: doc.Tier,
+			CreatedAt: doc.CreatedAt, Deadline: doc.Deadline, BatchID: doc.ID,
+			InputKey: doc.InputKey, Input: doc.Input, InputSize: doc.InputSize,
+			ContentType: contentType(i + 1),
+		}
+	}
+	return pages
+}
+
 // ErrNotRunning is a document that is no longer running (canceled, or
 // ended) when its pages are to be made: none is made.
 var ErrNotRunning = errors.New("document not running")

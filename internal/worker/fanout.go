@@ -79,17 +79,7 @@ const pagePublishWait = 10 * time.Second
 // createPages makes and publishes the page jobs of document doc (fanOut's
 // steps 3 to 5); ErrNotRunning: the document ended meanwhile.
 func (w *Worker) createPages(ctx context.Context, doc jobs.Message, n int) error {
-	pages := make([]*jobs.Job, n)
-	for i := range pages {
-		// A page carries its document's tier, deadline and input (the S3
-		// key, or the bytes when inline) and has no webhook of its own.
-		pages[i] = &jobs.Job{
-			ID: jobs.PageID(doc.ID, i+1), Tenant: doc.Tenant, Model: doc.Model, Tier: doc.Tier,
-			CreatedAt: doc.CreatedAt, Deadline: doc.Deadline, BatchID: doc.ID,
-			InputKey: doc.InputKey, Input: doc.Input, InputSize: doc.InputSize,
-			ContentType: models.PageContentType(doc.ContentType, i+1),
-		}
-	}
+	pages := jobs.Pages(doc, n, func(i int) string { return models.PageContentType(doc.ContentType, i) })
 	docJob := &jobs.Job{ID: doc.ID, Tenant: doc.Tenant}
 	if _, err := w.cfg.Store.CreatePages(ctx, docJob, pages); err != nil {
 		if errors.Is(err, jobs.ErrNotRunning) {
