@@ -57,18 +57,24 @@ func (l *modelLoop) fanOut(ctx context.Context, m *models.Model, items []*item) 
 			l.w.fail(it, "invalid_input", err.Error())
 			continue
 		}
-		if err := l.w.retry(ctx, "redis", func() error { return l.w.createPages(ctx, it.job, n) }); err != nil {
-			if !errors.Is(err, jobs.ErrNotRunning) {
-				l.handBack([]*item{it})
-				it.done = true
-				continue
-			}
+		pages := jobs.Pages(it.job, n, func(i int) string { return models.PageContentType(it.job.ContentType, i) })
+		err = l.w.retry(ctx, "redis", func() error { return l.w.makePages(ctx, it.job, pages) })
+		if err == nil {
+			err = l.w.retry(ctx, "nats", func() error { return transientErr(queue.Submit(ctx, l.w.cfg.JS, pages, pagePublishWait)) })
+		}
+		if err == nil {
+			err = l.w.retry(ctx, "redis", func() error { return transientErr(l.w.cfg.Store.Forget(ctx, it.job.ID)) })
+		}
+		if err != nil && !errors.Is(err, jobs.ErrNotRunning) {
+			l.handBack([]*item{it})
+			it.done = true
+			continue
 		}
 		it.done = true
 		if err := it.msg.Ack(); err != nil {
 			l.w.log.Warn("ack document", "job", it.job.ID, "err", err)
 		}
-		l.w.log.Info("document fanned out", "job", it.job.ID, "tenant", it.job.Tenant, "pages", n)
+		l.w.log.Info("document fanned out", "job", it.job.ID, "tenant", it.job.Tenant, "pages", n, "ended_meanwhile", err != nil)
 	}
 }
 
@@ -76,22 +82,21 @@ func (l *modelLoop) fanOut(ctx context.Context, m *models.Model, items []*item) 
 // document's pages.
 const pagePublishWait = 10 * time.Second
 
-// createPages makes and publishes the page jobs of document doc (fanOut's
-// steps 3 to 5); ErrNotRunning: the document ended meanwhile.
-func (w *Worker) createPages(ctx context.Context, doc jobs.Message, n int) error {
-	pages := jobs.Pages(doc, n, func(i int) string { return models.PageContentType(doc.ContentType, i) })
-	docJob := &jobs.Job{ID: doc.ID, Tenant: doc.Tenant}
-	if _, err := w.cfg.Store.CreatePages(ctx, docJob, pages); err != nil {
-		if errors.Is(err, jobs.ErrNotRunning) {
-			return err
-		}
-		return transient{err}
+// makePages records document doc's page count and makes its page
+// records not made yet (fanOut's step 3); ErrNotRunning: the document
+// ended meanwhile.
+func (w *Worker) makePages(ctx context.Context, doc jobs.Message, pages []*jobs.Job) error {
+	_, err := w.cfg.Store.CreatePages(ctx, &jobs.Job{ID: doc.ID, Tenant: doc.Tenant}, pages)
+	if errors.Is(err, jobs.ErrNotRunning) {
+		return err
 	}
-	if err := queue.Submit(ctx, w.cfg.JS, pages, pagePublishWait); err != nil {
-		return transient{err}
+	return transientErr(err)
+}
+
+// transientErr marks err, if any, a fault of a backing service (retried).
+func transientErr(err error) error {
+	if err == nil {
+		return nil
 	}
-	if err := w.cfg.Store.Forget(ctx, doc.ID); err != nil {
-		return transient{err}
-	}
-	return nil
+	return transient{err}
 }
