@@ -31,9 +31,10 @@ type Config struct {
 	Retention time.Duration
 	Log       *slog.Logger
 	// Blob, NATS and MaxInlineResult serve the end of a document
-	// (document.go): its pages' stored results are read from S3 and a
-	// large result stored there, and its end is announced. A process
-	// without them still ends documents, with their results inline.
+	// (document.go): its pages' stored results are read from S3, a large
+	// result is stored there, and its end is announced. Without Blob a
+	// document's result stays inline, and one whose pages' results were
+	// stored is left to a teller that has it (the outbox retries).
 	Blob            *blob.Store
 	NATS            *nats.Conn
 	MaxInlineResult int64
