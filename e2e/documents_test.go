@@ -177,6 +177,45 @@ func TestDocumentsThroughAPI(t *testing.T) {
 	jobs[2] = j
 	cer("digital PDF forced through OCR", read(2, 1, "ocr"), [][]string{digital})
 
+	// A document in a batch is one of its jobs: its pages are not listed,
+	// and the batch completes when the document has ended.
+	png, err := pages.PNG(pages.Regular, 28, pages.Lines[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.SubmitBatch(ctx, client.BatchSubmit{Model: "ocr", Files: []client.File{
+		{Name: "report.pdf", ContentType: "application/pdf", Reader: bytes.NewReader(inputs[3])},
+		{Name: "page.png", ContentType: "image/png", Reader: bytes.NewReader(png)},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err = c.WaitBatch(ctx, b.ID, 100*time.Millisecond, nil); err != nil || b.Jobs != 2 || b.Counts.Succeeded != 2 {
+		t.Fatalf("batch with a document: %v %+v", err, b)
+	}
+	rs, err := c.BatchResults(ctx, b.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var listed []string
+	for rs.Next() {
+		listed = append(listed, rs.Job().FileName)
+		if rs.Job().FileName == "report.pdf" {
+			res, err := c.Result(ctx, rs.Job())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r docResult
+			if err := json.Unmarshal(res, &r); err != nil || r.Text != mixed.Text {
+				t.Errorf("the batch's document: %v, text %q, want %q", err, r.Text, mixed.Text)
+			}
+		}
+	}
+	rs.Close()
+	if strings.Join(listed, ",") != "report.pdf,page.png" {
+		t.Errorf("the batch lists %v, want its two files and no page", listed)
+	}
+
 	// The CLI waits for a document and prints its text, pages apart by a
 	// form feed (a stored result is fetched from /output).
 	path := filepath.Join(t.TempDir(), "report.pdf")
