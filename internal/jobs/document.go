@@ -108,20 +108,27 @@ func (s *Store) CreatePages(ctx context.Context, doc *Job, pages []*Job) (int, e
 	made := 0
 	for start := 0; start < len(pages); start += createChunk {
 		chunk := pages[start:min(start+createChunk, len(pages))]
-		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(chunk))
-		for i, pg := range chunk {
+		for _, pg := range chunk {
 			if pg.BatchID != doc.ID || ShardOf(pg.ID) != ShardOf(doc.ID) {
 				return made, fmt.Errorf("page %s of document %s: %w", pg.ID, doc.ID, ErrWrongShard)
 			}
-			var args []any
-			for k, v := range recordFields(pg) {
-				args = append(args, k, v)
-			}
-			keys := []string{RecordKey(pg.ID), RecordKey(doc.ID), unfinishedKey(ShardOf(pg.ID), pg.Tenant), BatchKey(doc.ID)}
-			cmds[i] = createPage.Eval(ctx, pipe, keys, args...)
 		}
-		if _, err := pipe.Exec(ctx); err != nil {
+		cmds := make([]*redis.Cmd, len(chunk))
+		// With replicas required, the pages are on them before they are
+		// published, as CreateMany's records are: a failover must not
+		// lose a page whose message is stored.
+		err := s.pipelined(ctx, RecordKey(doc.ID), false, s.minReplicas, func(pipe redis.Pipeliner) error {
+			for i, pg := range chunk {
+				var args []any
+				for k, v := range recordFields(pg) {
+					args = append(args, k, v)
+				}
+				keys := []string{RecordKey(pg.ID), RecordKey(doc.ID), unfinishedKey(ShardOf(pg.ID), pg.Tenant), BatchKey(doc.ID)}
+				cmds[i] = createPage.Eval(ctx, pipe, keys, args...)
+			}
+			return nil
+		})
+		if err != nil {
 			return made, fmt.Errorf("create pages of %s: %w", doc.ID, err)
 		}
 		for _, c := range cmds {
