@@ -201,6 +201,12 @@ func (d *pdfDoc) Page(ctx context.Context, n int, forceOCR bool) (Page, error) {
 		if err != nil {
 			return err
 		}
+		// A scanned page's own pixels where it has them (scan.go); an
+		// error there leaves the page to the renderer, which reports its own.
+		if g, ok, err := d.scannedImage(ref, dpi, size.Width, size.Height); err == nil && ok {
+			p.Source, p.Image = SourceOCR, g
+			return nil
+		}
 		// No image smoothing: in wasm it tripled a scanned page's render
 		// time for no gain in CER (docs/models.md).
 		r, err := d.inst.RenderPageInDPI(&requests.RenderPageInDPI{Page: ref, DPI: dpi, ImageFormat: requests.RenderImageFormatGrayscale, RenderFlags: enums.FPDF_RENDER_FLAG_RENDER_NO_SMOOTHIMAGE})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"image"
 	"image/draw"
+	"image/jpeg"
 	"strings"
 )
 
@@ -19,6 +20,11 @@ type PDFPage struct {
 	DPI   float64 // for Image; 0 means 150
 	// WPt and HPt are the page box in points; 0 means A4 (595x842).
 	WPt, HPt float64
+	// JPEG embeds Image as a gray JPEG (DCTDecode) instead of Flate.
+	JPEG bool
+	// Extra is content-stream operators drawn after the page's image or
+	// text, e.g. a line, which makes a scanned page one of two objects.
+	Extra string
 }
 
 // PDF writes a minimal, valid PDF 1.4 holding pages: the kind of file the
@@ -45,13 +51,19 @@ func PDF(pages []PDFPage) []byte {
 			g := image.NewGray(b)
 			draw.Draw(g, b, p.Image, b.Min, draw.Src)
 			var z bytes.Buffer
-			zw := zlib.NewWriter(&z)
-			for y := 0; y < b.Dy(); y++ {
-				zw.Write(g.Pix[y*g.Stride : y*g.Stride+b.Dx()])
+			filter := "FlateDecode"
+			if p.JPEG {
+				filter = "DCTDecode"
+				jpeg.Encode(&z, g, &jpeg.Options{Quality: 90})
+			} else {
+				zw := zlib.NewWriter(&z)
+				for y := 0; y < b.Dy(); y++ {
+					zw.Write(g.Pix[y*g.Stride : y*g.Stride+b.Dx()])
+				}
+				zw.Close()
 			}
-			zw.Close()
-			img := add(fmt.Sprintf("<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream",
-				b.Dx(), b.Dy(), z.Len(), z.String()))
+			img := add(fmt.Sprintf("<< /Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /%s /Length %d >>\nstream\n%s\nendstream",
+				b.Dx(), b.Dy(), filter, z.Len(), z.String()))
 			iw, ih := float64(b.Dx())*72/dpi, float64(b.Dy())*72/dpi
 			content = fmt.Sprintf("q %.2f 0 0 %.2f 0 %.2f cm /Im0 Do Q", iw, ih, h-ih)
 			res = fmt.Sprintf("<< /XObject << /Im0 %d 0 R >> >>", img)
@@ -65,6 +77,9 @@ func PDF(pages []PDFPage) []byte {
 			c.WriteString("ET")
 			content = c.String()
 			res = fmt.Sprintf("<< /Font << /F1 %d 0 R >> >>", font)
+		}
+		if p.Extra != "" {
+			content += "\n" + p.Extra
 		}
 		cs := add(fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content))
 		pg := add(fmt.Sprintf("<< /Type /Page /Parent %d 0 R /MediaBox [0 0 %g %g] /Resources %s /Contents %d 0 R >>", tree, w, h, res, cs))
