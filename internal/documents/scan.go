@@ -28,7 +28,10 @@ import (
 // upsamples it), and width*height*samples fits in 4*MaxPixels bytes
 // (the renderer's own BGRA budget) before pdfium is asked for the data.
 // An image finer than 1.25*dpi, or over MaxPixels, is box-averaged down
-// to dpi, the resolution the recognizer was tuned at.
+// to dpi, the resolution the recognizer was tuned at. What pdfium's API
+// does not show is not checked: an image's own /SMask or color-key /Mask
+// (FPDFPageObj_HasTransparency sees only the graphics state) and a /Decode
+// array; such an image is read as its bare samples.
 func (d *pdfDoc) scannedImage(ref requests.Page, dpi int, wPt, hPt float64) (img *image.Gray, ok bool, err error) {
 	rot, err := d.inst.FPDFPage_GetRotation(&requests.FPDFPage_GetRotation{Page: ref})
 	if err != nil || rot.PageRotation != enums.FPDF_PAGE_ROTATION_NONE {
