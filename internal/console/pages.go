@@ -303,7 +303,7 @@ func timeline(j *jobs.Job) []step {
 	if j.Status.Terminal() {
 		ended = string(j.Status)
 	}
-	steps := []step{{"queued", fmtWhen(j.CreatedAt), true}, {"scheduled", "", at >= 1},
+	steps := []step{{"queued", fmtWhen(j.CreatedAt), true}, {"scheduled", fmtWhen(j.ScheduledAt), at >= 1},
 		{"running", fmtWhen(j.StartedAt), at >= 2 && !j.StartedAt.IsZero()}, {ended, fmtWhen(j.FinishedAt), at >= 3}}
 	if !steps[2].Done && at >= 3 {
 		steps[2].At = "never ran"

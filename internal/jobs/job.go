@@ -78,6 +78,7 @@ type Job struct {
 	ModelVersion string          `json:"model_version,omitempty"`
 	Tier         string          `json:"tier"`
 	CreatedAt    time.Time       `json:"created_at"`
+	ScheduledAt  time.Time       `json:"scheduled_at"`
 	StartedAt    time.Time       `json:"started_at"`
 	FinishedAt   time.Time       `json:"finished_at"`
 	Deadline     time.Time       `json:"deadline"`
@@ -111,16 +112,18 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	type plain Job
 	return json.Marshal(struct {
 		plain
-		CreatedAt  *string `json:"created_at"`
-		StartedAt  *string `json:"started_at"`
-		FinishedAt *string `json:"finished_at"`
-		Deadline   *string `json:"deadline"`
+		CreatedAt   *string `json:"created_at"`
+		ScheduledAt *string `json:"scheduled_at"`
+		StartedAt   *string `json:"started_at"`
+		FinishedAt  *string `json:"finished_at"`
+		Deadline    *string `json:"deadline"`
 	}{
-		plain:      plain(j),
-		CreatedAt:  fmtTime(j.CreatedAt),
-		StartedAt:  fmtTime(j.StartedAt),
-		FinishedAt: fmtTime(j.FinishedAt),
-		Deadline:   fmtTime(j.Deadline),
+		plain:       plain(j),
+		CreatedAt:   fmtTime(j.CreatedAt),
+		ScheduledAt: fmtTime(j.ScheduledAt),
+		StartedAt:   fmtTime(j.StartedAt),
+		FinishedAt:  fmtTime(j.FinishedAt),
+		Deadline:    fmtTime(j.Deadline),
 	})
 }
 

@@ -376,7 +376,7 @@ func decode(m map[string]string) (*Job, error) {
 	j := &Job{
 		ID: m["id"], Tenant: m["tenant"], Status: State(m["status"]), Model: m["model"],
 		ModelVersion: m["model_version"], Tier: m["tier"],
-		CreatedAt: fromMS(m["created_at"]), StartedAt: fromMS(m["started_at"]),
+		CreatedAt: fromMS(m["created_at"]), ScheduledAt: fromMS(m["scheduled_at"]), StartedAt: fromMS(m["started_at"]),
 		FinishedAt: fromMS(m["finished_at"]), Deadline: fromMS(m["deadline"]),
 		BatchID: m["batch_id"], FileName: m["file_name"], InputKey: m["input_key"],
 		ContentType: m["content_type"], WebhookURL: m["webhook_url"],
@@ -469,6 +469,9 @@ return {1, cur}
 
 // Update holds the fields a transition writes besides the state.
 type Update struct {
+	// ScheduledAt is when the scheduler released the job to the workers
+	// (the latest release, for a job queued again).
+	ScheduledAt  time.Time
 	StartedAt    time.Time
 	FinishedAt   time.Time
 	ModelVersion string
@@ -608,6 +611,9 @@ func (s *Store) args(m Move) []any {
 	}
 	args := []any{string(to), strings.Join(srcs, ","), b2s(u.CountAttempt), b2s(settles), ttl,
 		time.Now().UnixMilli(), b2s(u.ClearResult), tagOf(m.ID)}
+	if !u.ScheduledAt.IsZero() {
+		args = append(args, "scheduled_at", ms(u.ScheduledAt))
+	}
 	if !u.StartedAt.IsZero() {
 		args = append(args, "started_at", ms(u.StartedAt))
 	}

@@ -558,11 +558,11 @@ const publishWait = 5 * time.Second
 //   - A submitted message is acked only once its run message is stored (or
 //     its job dropped), so that a scheduler dying anywhere loses nothing.
 func (s *Scheduler) release(ctx context.Context, batch []held) ([]held, error) {
+	now := time.Now()
 	moves := make([]jobs.Move, len(batch))
 	for i, h := range batch {
-		moves[i] = jobs.Move{ID: h.job.ID, Tenant: h.job.Tenant, To: jobs.Scheduled}
+		moves[i] = jobs.Move{ID: h.job.ID, Tenant: h.job.Tenant, To: jobs.Scheduled, Update: jobs.Update{ScheduledAt: now}}
 	}
-	now := time.Now()
 	var back, publish []held
 	var fault error
 	for i, res := range s.cfg.Store.TransitionMany(ctx, moves) {

@@ -196,6 +196,13 @@ func TestReleasePass(t *testing.T) {
 			t.Errorf("job %s: record %+v, want scheduled", j.ID, rec)
 		}
 	}
+	// The release says when it happened (the console's timeline); a job
+	// a previous pass scheduled keeps that pass's time (none, here).
+	for j, want := range map[*jobs.Job]bool{fresh: true, newer: true, again: false} {
+		if rec, _ := r.store.Get(ctx, j.ID); rec == nil || rec.ScheduledAt.IsZero() == want {
+			t.Errorf("job %s: scheduled_at %v, want set: %v", j.ID, rec, want)
+		}
+	}
 	eventually(t, "every submitted message acked", func() bool { return r.jobsLeft(t) == 0 })
 }
 
