@@ -11,8 +11,12 @@ import (
 // orphan is): every submitted job it receives is unmarked, and a probe is
 // answered only after the jobs received ahead of it are, so that a mark
 // still there when its probe arrives proves that the job's message was
-// never stored. Both happen once per drain of the incoming messages: one
-// Redis round trip for any number of jobs, none on a submit's path.
+// never stored. Both happen on the dispatch tick (every 25 ms), at once
+// when a probe arrives, and when settleEvery jobs wait: one Redis round
+// trip for any number of jobs, none on a submit's path. (Once per drain
+// of the incoming messages, as first written, was nearly once per job at
+// saturation, where drains hold a job or two.)
+const settleEvery = 1000
 
 // settle unmarks the jobs received since the last call and then answers
 // the probes received with them.

@@ -272,12 +272,15 @@ func (s *Scheduler) lead(parent context.Context, lease *coord.Lease, kv *coord.B
 					more = false
 				}
 			}
-			s.settle(ctx)
+			if len(s.probes) > 0 || len(s.seen) >= settleEvery {
+				s.settle(ctx)
+			}
 		case id := <-canceled:
 			s.cancel(id)
 		case <-tick.C:
 			// What the workers acked shows in the run stream only.
 			recount = true
+			s.settle(ctx)
 		case <-workersChanged:
 			s.readCapacity(ctx, kv)
 		case <-slow.C:
