@@ -124,7 +124,9 @@ func decodeBatch(id string, m map[string]string) (*Batch, error) {
 		b.Metadata = json.RawMessage(v)
 	}
 	ended := b.Counts.Succeeded + b.Counts.Failed + b.Counts.Canceled + b.Counts.Expired
-	b.Done = ended >= b.Jobs
+	// Done once the completion is recorded, not as soon as the counts
+	// say every job ended: only then is met_deadline exact (settle).
+	b.Done = ended >= b.Jobs && !b.CompletedAt.IsZero()
 	b.Status = "in_progress"
 	if b.Done {
 		b.Status = "completed"
@@ -144,14 +146,15 @@ func fromMS(s string) time.Time {
 func MS(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 // settle counts finished jobs of a batch that met their deadline and
-// reports, once per batch, that the batch has just completed. KEYS: the
-// batch hash, its job list. ARGV: how many of the jobs met their deadline,
-// now (ms), retention (ms).
+// reports whether every job of the batch has ended while its completion
+// is not recorded yet. KEYS: the batch hash, its job list. ARGV: how many
+// of the jobs met their deadline, retention (ms).
 //
 // The met_deadline count kept here is live but may lag (a job's end and
 // its notice are two steps, and a job may end without a notice); the
-// caller that completes the batch recounts it from the job records, and
-// no notice counts after completion.
+// caller that completes the batch recounts it from the job records and
+// records it with completed_at in one step (complete), so that a batch
+// that reads done has its exact count; no notice counts after that.
 var settle = redis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local h = redis.call('HMGET', KEYS[1], 'jobs', 'succeeded', 'failed', 'canceled', 'expired', 'completed_at')
@@ -160,11 +163,20 @@ if tonumber(ARGV[1]) > 0 then redis.call('HINCRBY', KEYS[1], 'met_deadline', ARG
 if not h[1] then return 0 end
 local ended = (tonumber(h[2]) or 0) + (tonumber(h[3]) or 0) + (tonumber(h[4]) or 0) + (tonumber(h[5]) or 0)
 if ended < tonumber(h[1]) then return 0 end
-redis.call('HSET', KEYS[1], 'completed_at', ARGV[2])
-if tonumber(ARGV[3]) > 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+if tonumber(ARGV[2]) > 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
 end
+return 1
+`)
+
+// complete records a batch's completion once: its exact met_deadline
+// count and completed_at together, unless another settler recorded it
+// first. KEYS: the batch hash. ARGV: the count, now (ms). It returns 1
+// for the one that recorded it.
+var complete = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], 'completed_at') == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'met_deadline', ARGV[1], 'completed_at', ARGV[2])
 return 1
 `)
 

@@ -227,7 +227,7 @@ func (n *Notifier) settle(ctx context.Context, batchID string, met int64) error 
 		keep = n.cfg.Retention + jobs.ExpiredGrace
 	}
 	done, err := settle.Run(ctx, n.cfg.Redis, []string{jobs.BatchKey(batchID), JobsKey(batchID)},
-		met, MS(now), keep.Milliseconds()).Int()
+		met, keep.Milliseconds()).Int()
 	if err != nil {
 		return fmt.Errorf("settle batch %s: %w", batchID, err)
 	}
@@ -238,8 +238,13 @@ func (n *Notifier) settle(ctx context.Context, batchID string, met int64) error 
 	if err != nil {
 		return err
 	}
-	if err := n.cfg.Redis.HSet(ctx, jobs.BatchKey(batchID), FieldMetDeadline, metCount).Err(); err != nil {
-		return fmt.Errorf("batch %s: %w", batchID, err)
+	// Settlers racing at the end each recount; one records it.
+	first, err := complete.Run(ctx, n.cfg.Redis, []string{jobs.BatchKey(batchID)}, metCount, MS(now)).Int()
+	if err != nil {
+		return fmt.Errorf("complete batch %s: %w", batchID, err)
+	}
+	if first != 1 {
+		return nil
 	}
 	b, err := LoadBatch(ctx, n.cfg.Redis, batchID)
 	if err != nil {
