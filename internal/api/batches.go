@@ -124,6 +124,14 @@ func (s *Server) cancelBatch(w http.ResponseWriter, r *http.Request, t *tenants.
 			break
 		}
 	}
+	if s.cfg.Notifier != nil {
+		// A job that a worker ended while this ran may have been told
+		// after the last of this cancel's settles: complete the batch
+		// here, so that the answer is the done batch.
+		if err := s.cfg.Notifier.CheckBatch(context.WithoutCancel(ctx), b.ID); err != nil {
+			s.log.Error("cancel: batch completion not recorded", "batch", b.ID, "err", err)
+		}
+	}
 	if b, err = s.loadBatch(ctx, b.ID, t); err != nil {
 		return err
 	}
