@@ -96,17 +96,7 @@ func (s *Store) Orphans(ctx context.Context, n int64) ([]string, error) {
 // Adopted drops ids from the orphans: they are withdrawn, or turned out
 // not to be orphans.
 func (s *Store) Adopted(ctx context.Context, ids ...string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	pipe := s.rdb.Pipeline()
-	for _, g := range byShard(len(ids), func(i int) string { return ids[i] }) {
-		members := make([]any, len(g))
-		for k, i := range g {
-			members[k] = ids[i]
-		}
-		pipe.SRem(ctx, orphansKey(ShardOf(ids[g[0]])), members...)
-	}
-	_, err := pipe.Exec(ctx)
-	return err
+	return s.byShardPipelined(ctx, ids, func(pipe redis.Pipeliner, sh int, members []any) {
+		pipe.SRem(ctx, orphansKey(sh), members...)
+	})
 }

@@ -739,9 +739,19 @@ func (s *Store) Told(ctx context.Context, ids ...string) error {
 	return s.remove(ctx, ids, endedKey)
 }
 
-// remove takes ids out of the indexes named by keys, each id from its own
-// shard's, in one round trip.
+// remove takes ids out of the sorted-set indexes named by keys, each id
+// from its own shard's, in one round trip.
 func (s *Store) remove(ctx context.Context, ids []string, keys ...func(int) string) error {
+	return s.byShardPipelined(ctx, ids, func(pipe redis.Pipeliner, sh int, members []any) {
+		for _, key := range keys {
+			pipe.ZRem(ctx, key(sh), members...)
+		}
+	})
+}
+
+// byShardPipelined groups ids by shard and lets add queue each group's
+// commands, all in one round trip.
+func (s *Store) byShardPipelined(ctx context.Context, ids []string, add func(pipe redis.Pipeliner, sh int, members []any)) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -751,9 +761,7 @@ func (s *Store) remove(ctx context.Context, ids []string, keys ...func(int) stri
 		for k, i := range g {
 			members[k] = ids[i]
 		}
-		for _, key := range keys {
-			pipe.ZRem(ctx, key(ShardOf(ids[g[0]])), members...)
-		}
+		add(pipe, ShardOf(ids[g[0]]), members)
 	}
 	_, err := pipe.Exec(ctx)
 	return err
