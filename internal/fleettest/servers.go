@@ -190,28 +190,7 @@ func RestartNATS(s *Server) (*Server, error) {
 // StartRedis starts redis-server on a free port, with its data in dir and
 // no persistence.
 func StartRedis(dir string) (*Server, error) {
-	bin, err := Binary("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("%w (or: apt-get install redis-server)", err)
-	}
-	port, err := FreePort()
-	if err != nil {
-		return nil, err
-	}
-	rd := filepath.Join(dir, "redis")
-	if err := os.MkdirAll(rd, 0o755); err != nil {
-		return nil, err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := StartProc("redis-server", bin, []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", rd}, nil, filepath.Join(dir, "redis.log"))
-	if err != nil {
-		return nil, err
-	}
-	if err := waitFor(20*time.Second, p, func() bool { return dialable(addr) }); err != nil {
-		p.Kill()
-		return nil, fmt.Errorf("redis-server: %w", err)
-	}
-	return &Server{Proc: p, Addr: addr, Dir: rd}, nil
+	return startRedisNode(dir, "redis")
 }
 
 // MinIO credentials the harness uses.
