@@ -31,8 +31,13 @@ func (s *Server) checkDocument(ctx context.Context, j *jobs.Job, g *intake.Gathe
 		if g.Wait() != nil {
 			return nil // the submit fails on it in Commit
 		}
-		var err error
-		if data, err = s.cfg.Blob.Get(ctx, j.InputKey, s.cfg.MaxInputBytes); err != nil {
+		// Its first bytes say whether it is a document: only a document
+		// is read back whole (an image is not read again at all).
+		head, err := s.cfg.Blob.Head(ctx, j.InputKey, documents.SniffBytes)
+		if err == nil && documents.Sniff(head) != documents.NotDocument {
+			data, err = s.cfg.Blob.Get(ctx, j.InputKey, s.cfg.MaxInputBytes)
+		}
+		if err != nil {
 			s.log.Warn("submit: document not read back for its check; its worker checks it", "key", j.InputKey, "err", err)
 			return nil
 		}

@@ -154,6 +154,28 @@ func (s *Store) Get(ctx context.Context, key string, max int64) ([]byte, error) 
 	return b, nil
 }
 
+// Head reads the first n bytes of key (fewer when it is shorter), in one
+// ranged GET: enough to tell what a stored input is without reading it.
+func (s *Store) Head(ctx context.Context, key string, n int64) ([]byte, error) {
+	opts := minio.GetObjectOptions{}
+	if err := opts.SetRange(0, n-1); err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	obj, err := s.c.GetObject(ctx, s.bucket, key, opts)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	defer obj.Close()
+	b, err := io.ReadAll(io.LimitReader(obj, n))
+	if err != nil {
+		if minio.ToErrorResponse(err).Code == "NoSuchKey" {
+			return nil, fmt.Errorf("get %s: %w", key, ErrNotFound)
+		}
+		return nil, fmt.Errorf("get %s: %w", key, err)
+	}
+	return b, nil
+}
+
 // Delete removes key; a missing key is not an error.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	err := s.c.RemoveObject(ctx, s.bucket, key, minio.RemoveObjectOptions{})

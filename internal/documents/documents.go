@@ -17,6 +17,9 @@ const (
 	TIFF
 )
 
+// SniffBytes is how many leading bytes Sniff needs.
+const SniffBytes = 5
+
 // Sniff says from its first bytes whether data is a document. A TIFF is a
 // document whatever its page count: one page reads as a one-page document,
 // so that a TIFF always gives the same result shape.
