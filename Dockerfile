@@ -110,10 +110,12 @@ COPY --from=gobuild /out/producer /out/inferq-healthcheck /usr/local/bin/
 # The producer reads only the manifests, for the catalog and input checks.
 COPY --from=models /manifests /opt/inferq/models
 # INFERQ_MODELS_DIR may be set to s3://bucket/prefix instead; the mirror
-# then lives under /tmp (the one writable place).
+# then lives under /tmp (the one writable place), as does pdfium's
+# compiled code (XDG_CACHE_HOME).
 ENV INFERQ_HTTP_ADDR=:8080 \
 	INFERQ_MODELS_DIR=/opt/inferq/models \
 	INFERQ_MODELS_CACHE=/tmp/inferq-models \
+	XDG_CACHE_HOME=/tmp/inferq-cache \
 	INFERQ_LOG_FORMAT=json
 USER 65532:65532
 EXPOSE 8080
@@ -146,6 +148,7 @@ COPY --from=gobuild /out/worker /out/inferq-healthcheck /usr/local/bin/
 ENV INFERQ_HTTP_ADDR=:8080 \
 	INFERQ_MODELS_DIR=/opt/inferq/models \
 	INFERQ_MODELS_CACHE=/tmp/inferq-models \
+	XDG_CACHE_HOME=/tmp/inferq-cache \
 	INFERQ_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
 	INFERQ_DEVICE=cpu \
 	INFERQ_LOG_FORMAT=json
@@ -171,6 +174,7 @@ COPY --from=gobuild /out/worker /out/inferq-healthcheck /usr/local/bin/
 ENV INFERQ_HTTP_ADDR=:8080 \
 	INFERQ_MODELS_DIR=/opt/inferq/models \
 	INFERQ_MODELS_CACHE=/tmp/inferq-models \
+	XDG_CACHE_HOME=/tmp/inferq-cache \
 	INFERQ_ORT_LIB=/opt/onnxruntime/lib/libonnxruntime.so.1 \
 	INFERQ_DEVICE=cuda:0 \
 	INFERQ_LOG_FORMAT=json \

@@ -121,8 +121,8 @@ type Opener struct {
 }
 
 // NewOpener returns an Opener; pdfium's WebAssembly module is compiled on
-// the first PDF, not here, so that a worker that never sees one pays
-// nothing.
+// the first PDF or Warm, not here, so that a process that never reads one
+// pays nothing.
 func NewOpener(lim Limits) *Opener {
 	lim = lim.WithDefaults()
 	return &Opener{lim: lim, pdf: newPDFEngine(lim)}
@@ -142,6 +142,10 @@ func (o *Opener) Open(ctx context.Context, data []byte) (Document, error) {
 	}
 	return nil, errorf(CodeUndecodable, 0, "not a PDF or TIFF document")
 }
+
+// Warm readies pdfium ahead of the first PDF, which would otherwise wait
+// seconds for its module to compile (docs/operations.md).
+func (o *Opener) Warm(ctx context.Context) error { return o.pdf.warm(ctx) }
 
 // Close releases pdfium.
 func (o *Opener) Close() error { return o.pdf.close() }

@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"image"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -275,5 +278,49 @@ func TestThousandsOfTinyPages(t *testing.T) {
 	}
 	if res.Text != strings.Repeat("\f", 1999) {
 		t.Fatalf("text of 2,000 empty pages: %q...", res.Text[:min(len(res.Text), 20)])
+	}
+}
+
+func TestMain(m *testing.M) {
+	// pdfium's compiled code goes to this run's own cache directory, not
+	// the user's.
+	dir, err := os.MkdirTemp("", "inferq-documents-cache-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("XDG_CACHE_HOME", dir)
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// TestWarmKeepsCompiledCode: Warm readies pdfium before any PDF is read
+// and leaves its compiled code in the user's cache directory, where the
+// next process on the host loads it instead of compiling it again.
+func TestWarmKeepsCompiledCode(t *testing.T) {
+	o := NewOpener(Limits{})
+	defer o.Close()
+	if err := o.Warm(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var compiledBytes int64
+	err := filepath.WalkDir(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "inferq", "pdfium"), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		fi, err := d.Info()
+		compiledBytes += fi.Size()
+		return err
+	})
+	if err != nil || compiledBytes < 1<<20 {
+		t.Fatalf("cache directory holds %d bytes of compiled code (%v); pdfium's is megabytes", compiledBytes, err)
+	}
+	d, err := o.Open(context.Background(), pages.PDF([]pages.PDFPage{{Image: page(t, []string{"warm"})}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if d.Pages() != 1 {
+		t.Fatalf("%d pages", d.Pages())
 	}
 }

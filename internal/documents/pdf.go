@@ -5,6 +5,8 @@ import (
 	"errors"
 	"image"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -30,9 +32,19 @@ type pdfEngine struct {
 func newPDFEngine(lim Limits) *pdfEngine { return &pdfEngine{lim: lim} }
 
 // compiled is pdfium's compiled module, shared by every engine of the
-// process: compiling takes seconds, and an engine with other limits (a
-// test's) need not pay it again.
-var compiled = wazero.NewCompilationCache()
+// process (an engine with other limits, a test's, need not compile it
+// again) and kept on disk where the user has a cache directory
+// ($XDG_CACHE_HOME or ~/.cache, under inferq/pdfium), so that the next
+// process on the host loads it in milliseconds instead of compiling it
+// for seconds. Without one it is kept in memory alone.
+var compiled = sync.OnceValue(func() wazero.CompilationCache {
+	if dir, err := os.UserCacheDir(); err == nil {
+		if c, err := wazero.NewCompilationCacheWithDir(filepath.Join(dir, "inferq", "pdfium")); err == nil {
+			return c
+		}
+	}
+	return wazero.NewCompilationCache()
+})
 
 func (e *pdfEngine) get() (pdfium.Pool, error) {
 	e.mu.Lock()
@@ -48,7 +60,7 @@ func (e *pdfEngine) get() (pdfium.Pool, error) {
 		// Kill cancels an instance's context; this makes that stop a
 		// render in flight, which is how the time cap is enforced.
 		WithCloseOnContextDone(true).
-		WithCompilationCache(compiled)
+		WithCompilationCache(compiled())
 	pool, err := webassembly.Init(webassembly.Config{
 		MinIdle:       0,
 		MaxIdle:       1,
@@ -63,6 +75,20 @@ func (e *pdfEngine) get() (pdfium.Pool, error) {
 	}
 	e.pool = pool
 	return pool, nil
+}
+
+// warm readies the pool: pdfium's module compiled (or loaded from the
+// disk cache) and one instance started, kept idle for the first PDF.
+func (e *pdfEngine) warm(ctx context.Context) error {
+	pool, err := e.get()
+	if err != nil {
+		return err
+	}
+	inst, err := pool.GetInstanceWithContext(ctx)
+	if err != nil {
+		return err
+	}
+	return inst.Close()
 }
 
 func (e *pdfEngine) close() error {

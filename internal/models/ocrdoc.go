@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/inferq/inferq/internal/documents"
+	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/models/ocr"
 	"github.com/inferq/inferq/internal/ort"
 )
@@ -28,6 +29,10 @@ func SetDocumentLimits(l documents.Limits) { docLimits = l }
 var docOpener = sync.OnceValue(func() *documents.Opener {
 	return documents.NewOpener(docLimits.WithDefaults())
 })
+
+// readsDocuments says whether a model reads PDFs and TIFFs page by page
+// (the OCR pipeline).
+func readsDocuments(man *catalog.Manifest) bool { return man.Preprocess.Kind == "ocr" }
 
 // ErrNotDocument is an input that is not a whole document to fan out: an
 // image, a page job, or a model that reads no documents.

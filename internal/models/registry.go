@@ -2,12 +2,15 @@ package models
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/inferq/inferq/internal/models/catalog"
 	"github.com/inferq/inferq/internal/ort"
@@ -112,6 +115,19 @@ func OpenEach(dir string, only []string, opts ort.Options, instances int, log *s
 		close(ld)
 		dn <- errors.Join(errs...)
 		close(dn)
+		// Then pdfium, when a model reads documents: compiling it takes
+		// seconds, which the first PDF would otherwise spend holding up
+		// every job of its model.
+		if slices.ContainsFunc(mans, readsDocuments) {
+			start := time.Now()
+			if err := docOpener().Warm(context.Background()); err != nil {
+				if log != nil {
+					log.Warn("document reader not readied; the first PDF readies it", "err", err)
+				}
+			} else if log != nil {
+				log.Info("document reader ready", "took", time.Since(start).Round(time.Millisecond))
+			}
+		}
 	}()
 	return r, ld, dn, nil
 }
