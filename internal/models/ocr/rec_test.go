@@ -87,3 +87,28 @@ func TestRecInputLayout(t *testing.T) {
 		t.Fatalf("width %d, want %d", width, 48*25)
 	}
 }
+
+// TestStretchContrast: a faint line (ink 110 on paper 190) is spread to
+// black on white; a line of ordinary contrast is left as it is.
+func TestStretchContrast(t *testing.T) {
+	line := func(ink, paper float32) []float32 {
+		px := make([]float32, 3*400)
+		for i := range px {
+			px[i] = paper
+			if (i/3)%4 == 0 { // a quarter of the pixels are ink
+				px[i] = ink
+			}
+		}
+		return px
+	}
+	faint := line(110, 190)
+	stretchContrast(faint)
+	if faint[0] != 0 || faint[3] != 255 {
+		t.Errorf("faint line: ink %v, paper %v; want 0 and 255", faint[0], faint[3])
+	}
+	plain := line(40, 230)
+	stretchContrast(plain)
+	if plain[0] != 40 || plain[3] != 230 {
+		t.Errorf("line of ordinary contrast changed: ink %v, paper %v", plain[0], plain[3])
+	}
+}
