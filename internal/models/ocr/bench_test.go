@@ -3,7 +3,10 @@ package ocr
 import (
 	"testing"
 
+	"golang.org/x/image/font/gofont/gomono"
 	"golang.org/x/image/font/gofont/goregular"
+
+	"github.com/inferq/inferq/internal/pages"
 )
 
 // BenchmarkRecognizePage measures one rendered page (goregular 28 px, four
@@ -31,5 +34,54 @@ func BenchmarkDetect(b *testing.B) {
 			b.Fatal(err)
 		}
 		Boxes(outs[0].Float32, h, w, img.Bounds().Dx(), img.Bounds().Dy(), DefaultParams())
+	}
+}
+
+// BenchmarkRecognizer measures the recognition half alone (line crops,
+// recognizer runs, decoding) per page, on the six pages of the noisy sets'
+// sizes and fonts saved as JPEG at quality 30: through the full
+// multilingual head and through the head pruned to the Latin classes.
+// Detection runs once, before the timer.
+func BenchmarkRecognizer(b *testing.B) {
+	det, rec, dict := realModels(b)
+	type page struct {
+		src   *rgbImage
+		quads []Quad
+	}
+	var ps []page
+	for _, ttf := range [][]byte{goregular.TTF, gomono.TTF} {
+		for si, size := range []float64{14, 18, 24} {
+			img, err := pages.JPEG(30)(renderPage(b, ttf, size, pages.NoisyLines[si%len(pages.NoisyLines)]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			src, err := toRGB(img)
+			if err != nil {
+				b.Fatal(err)
+			}
+			in, h, w := detInputRGB(src, DefaultParams().MaxSide)
+			outs, err := det.Run(detTensor(in, h, w))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ps = append(ps, page{src, Boxes(outs[0].Float32[:h*w], h, w, src.w, src.h, DefaultParams())})
+		}
+	}
+	p := DefaultParams()
+	p.Allow = LatinClasses(dict)
+	for _, r := range []struct {
+		name string
+		rec  Runner
+	}{{"full", rec}, {"latin", latinRec(b)}} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, pg := range ps {
+					if _, err := recognizeQuads(pg.src, pg.quads, r.rec, dict, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N*len(ps)), "ms/page")
+		})
 	}
 }

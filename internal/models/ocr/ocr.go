@@ -157,8 +157,9 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 	if p.MaxLines > 0 && len(quads) > p.MaxLines {
 		quads = quads[:p.MaxLines]
 	}
+	read := headDecoder(dict, p.Allow, p.Spaces)
 	decode := func(probs []float32, T, C int) (string, float32) {
-		text, score := DecodeCTC(probs, T, C, dict, p.Allow, p.Spaces)
+		text, score := read(probs, T, C)
 		return FixCase(text), score
 	}
 	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
