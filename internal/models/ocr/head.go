@@ -156,3 +156,17 @@ func prunedDict(dict []string, allow []bool, keep []int) ([]string, []bool) {
 	}
 	return sub, subAllow
 }
+
+// LatinRecognizerVersion names what LatinRecognizer makes; it changes
+// whenever its output would, so that a model built by an older one is
+// rebuilt.
+const LatinRecognizerVersion = "latin-rec/1"
+
+// LatinRecognizer makes, from PP-OCR's multilingual recognizer and its
+// dictionary, the recognizer the fleet reads Latin text with: the same
+// network with its CTC head pruned to LatinHead(dict) (PruneHead).
+// Decoding knows such a head by its width and maps its classes back to
+// the dictionary, so the model's manifest keeps the full dictionary.
+func LatinRecognizer(model []byte, dict []string) ([]byte, error) {
+	return PruneHead(model, LatinHead(dict))
+}
