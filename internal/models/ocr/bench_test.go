@@ -40,8 +40,10 @@ func BenchmarkDetect(b *testing.B) {
 // BenchmarkRecognizer measures the recognition half alone (line crops,
 // recognizer runs, decoding) per page, on the six pages of the noisy sets'
 // sizes and fonts saved as JPEG at quality 30: through the full
-// multilingual head and through the head pruned to the Latin classes.
-// Detection runs once, before the timer.
+// multilingual head (full), through the head pruned to the Latin classes
+// (pruned), and through the recognizer the zoo ships (latin:
+// LatinRecognizer, pruned and folded). Detection runs once, before the
+// timer.
 func BenchmarkRecognizer(b *testing.B) {
 	det, rec, dict := realModels(b)
 	type page struct {
@@ -72,7 +74,7 @@ func BenchmarkRecognizer(b *testing.B) {
 	for _, r := range []struct {
 		name string
 		rec  Runner
-	}{{"full", rec}, {"latin", latinRec(b)}} {
+	}{{"full", rec}, {"pruned", prunedRec(b)}, {"latin", latinRec(b)}} {
 		b.Run(r.name, func(b *testing.B) {
 			for b.Loop() {
 				for _, pg := range ps {

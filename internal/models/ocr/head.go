@@ -36,46 +36,53 @@ func PruneHead(model []byte, keep []int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("prune ctc head: %w", err)
 	}
+	if err := pruneHead(e, keep); err != nil {
+		return nil, err
+	}
+	return e.Marshal()
+}
+
+func pruneHead(e *onnxpb.Editable, keep []int) error {
 	if len(e.Outputs) != 1 {
-		return nil, fmt.Errorf("prune ctc head: want one graph output, have %d", len(e.Outputs))
+		return fmt.Errorf("prune ctc head: want one graph output, have %d", len(e.Outputs))
 	}
 	out := &e.Outputs[0]
 	sm := e.Producer(out.Name)
 	if sm == nil || sm.OpType != "Softmax" || len(sm.Inputs) != 1 {
-		return nil, fmt.Errorf("prune ctc head: output %s is not a Softmax's", out.Name)
+		return fmt.Errorf("prune ctc head: output %s is not a Softmax's", out.Name)
 	}
 	if axis := softmaxAxis(sm); axis != -1 && axis != int64(len(out.Shape))-1 {
-		return nil, fmt.Errorf("prune ctc head: softmax over axis %d, not the last", axis)
+		return fmt.Errorf("prune ctc head: softmax over axis %d, not the last", axis)
 	}
 	add := e.Producer(sm.Inputs[0])
 	if add == nil || add.OpType != "Add" || len(add.Inputs) != 2 || len(e.Consumers(add.Outputs[0])) != 1 {
-		return nil, fmt.Errorf("prune ctc head: the softmax's input is not a bias Add read by it alone")
+		return fmt.Errorf("prune ctc head: the softmax's input is not a bias Add read by it alone")
 	}
 	mm, bias := e.Producer(add.Inputs[0]), add.Inputs[1]
 	if mm == nil || mm.OpType != "MatMul" {
 		mm, bias = e.Producer(add.Inputs[1]), add.Inputs[0]
 	}
 	if mm == nil || mm.OpType != "MatMul" || len(mm.Inputs) != 2 || len(e.Consumers(mm.Outputs[0])) != 1 {
-		return nil, fmt.Errorf("prune ctc head: the bias Add does not follow a MatMul read by it alone")
+		return fmt.Errorf("prune ctc head: the bias Add does not follow a MatMul read by it alone")
 	}
 	w, err := e.Constant(mm.Inputs[1])
 	if err != nil || w == nil || w.DType != onnxpb.Float || len(w.Dims) != 2 {
-		return nil, fmt.Errorf("prune ctc head: the MatMul's weight %s is not a constant float32 matrix (%v)", mm.Inputs[1], err)
+		return fmt.Errorf("prune ctc head: the MatMul's weight %s is not a constant float32 matrix (%v)", mm.Inputs[1], err)
 	}
 	b, err := e.Constant(bias)
 	if err != nil || b == nil || b.DType != onnxpb.Float || len(b.Float32) != int(w.Dims[1]) {
-		return nil, fmt.Errorf("prune ctc head: the bias %s is not a constant float32 vector of %d (%v)", bias, w.Dims[1], err)
+		return fmt.Errorf("prune ctc head: the bias %s is not a constant float32 vector of %d (%v)", bias, w.Dims[1], err)
 	}
 	if len(e.Consumers(w.Name)) != 1 || len(e.Consumers(b.Name)) != 1 {
-		return nil, fmt.Errorf("prune ctc head: the head's weight or bias is shared")
+		return fmt.Errorf("prune ctc head: the head's weight or bias is shared")
 	}
 	D, C := int(w.Dims[0]), int(w.Dims[1])
 	if len(keep) == 0 {
-		return nil, fmt.Errorf("prune ctc head: no classes to keep")
+		return fmt.Errorf("prune ctc head: no classes to keep")
 	}
 	for i, c := range keep {
 		if c < 0 || c >= C || i > 0 && c <= keep[i-1] {
-			return nil, fmt.Errorf("prune ctc head: kept classes must rise within [0, %d), got %d after %v", C, c, keep[:i])
+			return fmt.Errorf("prune ctc head: kept classes must rise within [0, %d), got %d after %v", C, c, keep[:i])
 		}
 	}
 	K := len(keep)
@@ -91,15 +98,15 @@ func PruneHead(model []byte, keep []int) ([]byte, error) {
 		nb[k] = b.Float32[c]
 	}
 	if err := e.SetConstant(onnxpb.FloatTensor(w.Name, []int64{int64(D), int64(K)}, nw)); err != nil {
-		return nil, fmt.Errorf("prune ctc head: %w", err)
+		return fmt.Errorf("prune ctc head: %w", err)
 	}
 	if err := e.SetConstant(onnxpb.FloatTensor(b.Name, []int64{int64(K)}, nb)); err != nil {
-		return nil, fmt.Errorf("prune ctc head: %w", err)
+		return fmt.Errorf("prune ctc head: %w", err)
 	}
 	if n := len(out.Shape); n > 0 {
 		out.Shape[n-1] = onnxpb.Dim{Value: int64(K)}
 	}
-	return e.Marshal()
+	return nil
 }
 
 func softmaxAxis(n *onnxpb.Node) int64 {
@@ -160,13 +167,25 @@ func prunedDict(dict []string, allow []bool, keep []int) ([]string, []bool) {
 // LatinRecognizerVersion names what LatinRecognizer makes; it changes
 // whenever its output would, so that a model built by an older one is
 // rebuilt.
-const LatinRecognizerVersion = "latin-rec/1"
+const LatinRecognizerVersion = "latin-rec/2"
 
 // LatinRecognizer makes, from PP-OCR's multilingual recognizer and its
 // dictionary, the recognizer the fleet reads Latin text with: the same
-// network with its CTC head pruned to LatinHead(dict) (PruneHead).
-// Decoding knows such a head by its width and maps its classes back to
-// the dictionary, so the model's manifest keeps the full dictionary.
+// network with its CTC head pruned to LatinHead(dict) (PruneHead), and
+// its backbone's scalar affines and spelled-out hardswish folded into the
+// convs (foldAffines). Decoding knows such a head by its width and maps
+// its classes back to the dictionary, so the model's manifest keeps the
+// full dictionary.
 func LatinRecognizer(model []byte, dict []string) ([]byte, error) {
-	return PruneHead(model, LatinHead(dict))
+	e, err := onnxpb.Open(model)
+	if err != nil {
+		return nil, fmt.Errorf("latin recognizer: %w", err)
+	}
+	if err := pruneHead(e, LatinHead(dict)); err != nil {
+		return nil, err
+	}
+	if _, _, _, err := foldAffines(e); err != nil {
+		return nil, fmt.Errorf("latin recognizer: %w", err)
+	}
+	return e.Marshal()
 }

@@ -14,45 +14,58 @@ import (
 	"github.com/inferq/inferq/internal/pages"
 )
 
-// latinModel is the real recognizer with its head pruned to LatinHead,
-// made once from the source model.
-var latinModel struct {
+// derivedModel is a recognizer made from the real one, once.
+type derivedModel struct {
 	once sync.Once
 	rec  *ort.Session
 	err  error
 }
 
-func latinRec(t testing.TB) *ort.Session {
+// prunedModel has only its head pruned to LatinHead (PruneHead);
+// latinModel is what the zoo ships (LatinRecognizer).
+var prunedModel, latinModel derivedModel
+
+func (m *derivedModel) open(t testing.TB, make func(src []byte, dict []string) ([]byte, error)) *ort.Session {
 	t.Helper()
 	_, _, dict := realModels(t)
-	latinModel.once.Do(func() {
+	m.once.Do(func() {
 		src, err := os.ReadFile(filepath.Join(fleettest.CacheDir(), "ocr", "ch_PP-OCRv4_rec_infer.onnx"))
 		if err != nil {
-			latinModel.err = err
+			m.err = err
 			return
 		}
-		b, err := PruneHead(src, LatinHead(dict))
+		b, err := make(src, dict)
 		if err != nil {
-			latinModel.err = err
+			m.err = err
 			return
 		}
 		dir, err := os.MkdirTemp("", "ocr-latin-")
 		if err != nil {
-			latinModel.err = err
+			m.err = err
 			return
 		}
+		defer os.RemoveAll(dir)
 		path := filepath.Join(dir, "rec.onnx")
 		if err := os.WriteFile(path, b, 0o644); err != nil {
-			latinModel.err = err
+			m.err = err
 			return
 		}
-		latinModel.rec, latinModel.err = ort.Open(path, ort.Options{IntraOpThreads: testThreads})
-		os.RemoveAll(dir)
+		m.rec, m.err = ort.Open(path, ort.Options{IntraOpThreads: testThreads})
 	})
-	if latinModel.err != nil {
-		t.Fatalf("pruned recognizer: %v", latinModel.err)
+	if m.err != nil {
+		t.Fatalf("derived recognizer: %v", m.err)
 	}
-	return latinModel.rec
+	return m.rec
+}
+
+// prunedRec is the real recognizer with its head pruned to LatinHead.
+func prunedRec(t testing.TB) *ort.Session {
+	return prunedModel.open(t, func(src []byte, dict []string) ([]byte, error) { return PruneHead(src, LatinHead(dict)) })
+}
+
+// latinRec is the recognizer the zoo ships (LatinRecognizer).
+func latinRec(t testing.TB) *ort.Session {
+	return latinModel.open(t, LatinRecognizer)
 }
 
 func TestLatinHead(t *testing.T) {
@@ -83,7 +96,7 @@ func TestLatinHead(t *testing.T) {
 // kept classes, and the decoded lines are the same.
 func TestPrunedHeadReadsAsFull(t *testing.T) {
 	det, rec, dict := realModels(t)
-	pruned := latinRec(t)
+	pruned := prunedRec(t)
 	keep := LatinHead(dict)
 	latin := LatinClasses(dict)
 	rule := DefaultSpaceRule()
@@ -138,4 +151,61 @@ func TestPrunedHeadReadsAsFull(t *testing.T) {
 		}
 	}
 	t.Logf("%d lines, %d steps agree", lines, steps)
+}
+
+// TestLatinRecognizerReadsAsPruned runs the recognizer the zoo ships
+// (head pruned, affines and hardswish folded into the convs) against the
+// one with only its head pruned, on the same crops: the folds change only
+// float rounding, so every probability agrees to within 1e-3, and the
+// lines decode the same.
+func TestLatinRecognizerReadsAsPruned(t *testing.T) {
+	det, _, dict := realModels(t)
+	pruned, latin := prunedRec(t), latinRec(t)
+	read := headDecoder(dict, LatinClasses(dict), DefaultSpaceRule())
+	var worst float32
+	steps, flips := 0, 0
+	for _, scan := range []pages.Scan{pages.Plain, pages.Chain(pages.LowContrast, pages.JPEG(35))} {
+		for i, ttf := range [][]byte{goregular.TTF, gomono.TTF} {
+			img, err := scan(renderPage(t, ttf, []float64{14, 24}[i], pages.NoisyLines[i]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := readImageProbs(t, det, pruned, img)
+			b := readImageProbs(t, det, latin, img)
+			if len(a) != len(b) || len(a) == 0 {
+				t.Fatalf("%d lines through the pruned model, %d through the folded one", len(a), len(b))
+			}
+			for l := range a {
+				if a[l].T != b[l].T || a[l].C != b[l].C {
+					t.Fatalf("line %d: %dx%d against %dx%d", l, a[l].T, a[l].C, b[l].T, b[l].C)
+				}
+				for s := 0; s < a[l].T; s++ {
+					pa, pb := a[l].probs[s*a[l].C:(s+1)*a[l].C], b[l].probs[s*b[l].C:(s+1)*b[l].C]
+					ba, bb := 0, 0
+					for k := range pa {
+						worst = max(worst, pa[k]-pb[k], pb[k]-pa[k])
+						if pa[k] > pa[ba] {
+							ba = k
+						}
+						if pb[k] > pb[bb] {
+							bb = k
+						}
+					}
+					steps++
+					if ba != bb {
+						flips++
+					}
+				}
+				ta, _ := read(a[l].probs, a[l].T, a[l].C)
+				tb, _ := read(b[l].probs, b[l].T, b[l].C)
+				if ta != tb {
+					t.Errorf("line %d: pruned reads %q, folded %q", l, ta, tb)
+				}
+			}
+		}
+	}
+	t.Logf("%d steps, largest probability difference %.2g, %d best classes differ", steps, worst, flips)
+	if worst > 1e-3 {
+		t.Errorf("probabilities differ by up to %.2g, want at most 1e-3", worst)
+	}
 }
