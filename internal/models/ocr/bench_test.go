@@ -10,30 +10,49 @@ import (
 )
 
 // BenchmarkRecognizePage measures one rendered page (goregular 28 px, four
-// lines) through detection and recognition on the real models.
+// lines) through detection and recognition on the real models, decoding
+// Latin text as the fleet does: with the models as PaddleOCR ships them
+// (full) and with the ones the zoo makes of them (latin: LatinRecognizer
+// and FastDetector).
 func BenchmarkRecognizePage(b *testing.B) {
 	det, rec, dict := realModels(b)
 	img := renderPage(b, goregular.TTF, 28, pageLines[0])
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := Recognize(img, det, rec, dict, DefaultParams()); err != nil {
-			b.Fatal(err)
-		}
+	p := DefaultParams()
+	p.Allow = LatinClasses(dict)
+	for _, r := range []struct {
+		name string
+		rec  Runner
+		det  Runner
+	}{{"full", rec, det}, {"latin", latinRec(b), fastDet(b)}} {
+		b.Run(r.name, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := Recognize(img, r.det, r.rec, dict, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
-// BenchmarkDetect measures the detection half alone on the same page.
+// BenchmarkDetect measures the detection half alone on the same page,
+// with PaddleOCR's detector (full) and the zoo's (fast, FastDetector).
 func BenchmarkDetect(b *testing.B) {
-	det, _, _ := realModels(b)
+	real, _, _ := realModels(b)
 	img := renderPage(b, goregular.TTF, 28, pageLines[0])
-	b.ResetTimer()
-	for b.Loop() {
-		in, h, w := DetInput(img, 960)
-		outs, err := det.Run(detTensor(in, h, w))
-		if err != nil {
-			b.Fatal(err)
-		}
-		Boxes(outs[0].Float32, h, w, img.Bounds().Dx(), img.Bounds().Dy(), DefaultParams())
+	for _, d := range []struct {
+		name string
+		det  Runner
+	}{{"full", real}, {"fast", fastDet(b)}} {
+		b.Run(d.name, func(b *testing.B) {
+			for b.Loop() {
+				in, h, w := DetInput(img, 960)
+				outs, err := d.det.Run(detTensor(in, h, w))
+				if err != nil {
+					b.Fatal(err)
+				}
+				Boxes(outs[0].Float32, h, w, img.Bounds().Dx(), img.Bounds().Dy(), DefaultParams())
+			}
+		})
 	}
 }
 

@@ -199,10 +199,10 @@ func fuseHardSwish(e *onnxpb.Editable, div *onnxpb.Node) bool {
 	}
 	for i := range 2 {
 		x, cl := mul.Inputs[i], e.Producer(mul.Inputs[1-i])
-		if cl == nil || cl.OpType != "Clip" || len(cl.Inputs) != 1 || only(e, cl.Outputs[0]) != mul {
+		if cl == nil || cl.OpType != "Clip" || len(cl.Inputs) < 1 || only(e, cl.Outputs[0]) != mul {
 			continue
 		}
-		if lo, hi := clipBounds(cl); lo != 0 || hi != 6 {
+		if lo, hi, ok := clipBounds(e, cl); !ok || lo != 0 || hi != 6 {
 			continue
 		}
 		add := e.Producer(cl.Inputs[0])
@@ -222,8 +222,9 @@ func fuseHardSwish(e *onnxpb.Editable, div *onnxpb.Node) bool {
 	return false
 }
 
-// clipBounds reads an opset-9 Clip's min and max attributes.
-func clipBounds(n *onnxpb.Node) (lo, hi float32) {
+// clipBounds reads a Clip's bounds: attributes up to opset 10, constant
+// inputs from 11 on. ok is false when a bound is not a constant.
+func clipBounds(e *onnxpb.Editable, n *onnxpb.Node) (lo, hi float32, ok bool) {
 	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
 	if raw, ok := n.RawAttr("min"); ok {
 		if a, err := onnxpb.DecodeAttr(raw); err == nil {
@@ -235,7 +236,17 @@ func clipBounds(n *onnxpb.Node) (lo, hi float32) {
 			hi = a.F
 		}
 	}
-	return lo, hi
+	for i, dst := range []*float32{&lo, &hi} {
+		if len(n.Inputs) <= i+1 || n.Inputs[i+1] == "" {
+			continue
+		}
+		t, err := e.Constant(n.Inputs[i+1])
+		if err != nil || t == nil || t.DType != onnxpb.Float || len(t.Float32) != 1 {
+			return 0, 0, false
+		}
+		*dst = t.Float32[0]
+	}
+	return lo, hi, true
 }
 
 // convUnpadded says whether a conv reads no padding (no pads attribute or
@@ -322,7 +333,9 @@ func foldBeforeConv(e *onnxpb.Editable, c *onnxpb.Node) (bool, error) {
 	return true, nil
 }
 
-// dropDeadConstants removes Constant nodes nothing reads any more.
+// dropDeadConstants removes Constant nodes and added initializers that
+// nothing reads any more (a conv folded twice leaves its first folded
+// weights behind).
 func dropDeadConstants(e *onnxpb.Editable) {
 	read := map[string]bool{}
 	for _, n := range e.Nodes {
@@ -341,4 +354,11 @@ func dropDeadConstants(e *onnxpb.Editable) {
 		out = append(out, n)
 	}
 	e.Nodes = out
+	inits := e.NewInits[:0]
+	for _, t := range e.NewInits {
+		if read[t.Name] {
+			inits = append(inits, t)
+		}
+	}
+	e.NewInits = inits
 }

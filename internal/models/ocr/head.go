@@ -164,10 +164,10 @@ func prunedDict(dict []string, allow []bool, keep []int) ([]string, []bool) {
 	return sub, subAllow
 }
 
-// LatinRecognizerVersion names what LatinRecognizer makes; it changes
-// whenever its output would, so that a model built by an older one is
-// rebuilt.
-const LatinRecognizerVersion = "latin-rec/2"
+// DerivedModelsVersion names what LatinRecognizer and FastDetector make;
+// it changes whenever their output would, so that a model built by older
+// ones is rebuilt.
+const DerivedModelsVersion = "latin-rec/2+fast-det/1"
 
 // LatinRecognizer makes, from PP-OCR's multilingual recognizer and its
 // dictionary, the recognizer the fleet reads Latin text with: the same
@@ -186,6 +186,20 @@ func LatinRecognizer(model []byte, dict []string) ([]byte, error) {
 	}
 	if _, _, _, err := foldAffines(e); err != nil {
 		return nil, fmt.Errorf("latin recognizer: %w", err)
+	}
+	return e.Marshal()
+}
+
+// FastDetector makes, from PP-OCR's detection graph, the same network with
+// its backbone's scalar affines and spelled-out hardswish folded into the
+// convs (foldAffines), as LatinRecognizer does for the recognizer.
+func FastDetector(model []byte) ([]byte, error) {
+	e, err := onnxpb.Open(model)
+	if err != nil {
+		return nil, fmt.Errorf("fast detector: %w", err)
+	}
+	if _, _, _, err := foldAffines(e); err != nil {
+		return nil, fmt.Errorf("fast detector: %w", err)
 	}
 	return e.Marshal()
 }

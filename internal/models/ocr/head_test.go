@@ -22,14 +22,15 @@ type derivedModel struct {
 }
 
 // prunedModel has only its head pruned to LatinHead (PruneHead);
-// latinModel is what the zoo ships (LatinRecognizer).
-var prunedModel, latinModel derivedModel
+// latinModel is the recognizer the zoo ships (LatinRecognizer), fastDet
+// its detector (FastDetector).
+var prunedModel, latinModel, fastDetModel derivedModel
 
-func (m *derivedModel) open(t testing.TB, make func(src []byte, dict []string) ([]byte, error)) *ort.Session {
+func (m *derivedModel) open(t testing.TB, source string, make func(src []byte, dict []string) ([]byte, error)) *ort.Session {
 	t.Helper()
 	_, _, dict := realModels(t)
 	m.once.Do(func() {
-		src, err := os.ReadFile(filepath.Join(fleettest.CacheDir(), "ocr", "ch_PP-OCRv4_rec_infer.onnx"))
+		src, err := os.ReadFile(filepath.Join(fleettest.CacheDir(), "ocr", source))
 		if err != nil {
 			m.err = err
 			return
@@ -60,13 +61,20 @@ func (m *derivedModel) open(t testing.TB, make func(src []byte, dict []string) (
 
 // prunedRec is the real recognizer with its head pruned to LatinHead.
 func prunedRec(t testing.TB) *ort.Session {
-	return prunedModel.open(t, func(src []byte, dict []string) ([]byte, error) { return PruneHead(src, LatinHead(dict)) })
+	return prunedModel.open(t, recSource, func(src []byte, dict []string) ([]byte, error) { return PruneHead(src, LatinHead(dict)) })
 }
 
 // latinRec is the recognizer the zoo ships (LatinRecognizer).
 func latinRec(t testing.TB) *ort.Session {
-	return latinModel.open(t, LatinRecognizer)
+	return latinModel.open(t, recSource, LatinRecognizer)
 }
+
+// fastDet is the detector the zoo ships (FastDetector).
+func fastDet(t testing.TB) *ort.Session {
+	return fastDetModel.open(t, "ch_PP-OCRv4_det_infer.onnx", func(src []byte, _ []string) ([]byte, error) { return FastDetector(src) })
+}
+
+const recSource = "ch_PP-OCRv4_rec_infer.onnx"
 
 func TestLatinHead(t *testing.T) {
 	dict := []string{"a", "中", "（", "é", "Z", "ab"}
@@ -207,5 +215,50 @@ func TestLatinRecognizerReadsAsPruned(t *testing.T) {
 	t.Logf("%d steps, largest probability difference %.2g, %d best classes differ", steps, worst, flips)
 	if worst > 1e-3 {
 		t.Errorf("probabilities differ by up to %.2g, want at most 1e-3", worst)
+	}
+}
+
+// TestFastDetectorFindsSameBoxes runs the real detector and the one the
+// zoo ships (affines folded into the convs) on the same pages: the
+// probability maps agree to within 1e-3 and the boxes are the same.
+func TestFastDetectorFindsSameBoxes(t *testing.T) {
+	det, _, _ := realModels(t)
+	fast := fastDet(t)
+	var worst float32
+	boxes := 0
+	for _, scan := range []pages.Scan{pages.Plain, pages.Chain(pages.Rotate(1.5), pages.JPEG(40))} {
+		for i, ttf := range [][]byte{goregular.TTF, gomono.TTF} {
+			img, err := scan(renderPage(t, ttf, []float64{14, 28}[i], pages.NoisyLines[i]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			in, h, w := DetInput(img, DefaultParams().MaxSide)
+			var maps [2][]float32
+			for k, s := range []*ort.Session{det, fast} {
+				outs, err := s.Run(detTensor(in, h, w))
+				if err != nil {
+					t.Fatal(err)
+				}
+				maps[k] = outs[0].Float32[:h*w]
+			}
+			for j := range maps[0] {
+				worst = max(worst, maps[0][j]-maps[1][j], maps[1][j]-maps[0][j])
+			}
+			a := Boxes(maps[0], h, w, img.Bounds().Dx(), img.Bounds().Dy(), DefaultParams())
+			b := Boxes(maps[1], h, w, img.Bounds().Dx(), img.Bounds().Dy(), DefaultParams())
+			if len(a) != len(b) {
+				t.Fatalf("%d boxes from the real detector, %d from the folded one", len(a), len(b))
+			}
+			for j := range a {
+				if a[j] != b[j] {
+					t.Errorf("box %d: %v against %v", j, a[j], b[j])
+				}
+			}
+			boxes += len(a)
+		}
+	}
+	t.Logf("%d boxes, largest probability difference %.2g", boxes, worst)
+	if worst > 1e-3 {
+		t.Errorf("probability maps differ by up to %.2g, want at most 1e-3", worst)
 	}
 }

@@ -20,7 +20,8 @@ const (
 )
 
 // BuildOCR writes the ocr model into <outDir>/ocr/<version>/ from the
-// PP-OCRv4 files in srcDir: det.onnx (the detection graph, the manifest's
+// PP-OCRv4 files in srcDir: det.onnx (the detection graph with its
+// scalar affines folded into its convs, ocr.FastDetector; the manifest's
 // file), rec.onnx (the recognizer made for Latin text, ocr.LatinRecognizer:
 // its CTC head scores only the classes the fleet's Latin decoding can
 // emit), ppocr_keys_v1.txt (files "rec" and "dict"), and the multilingual
@@ -43,7 +44,7 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 		OCRMultilingualRec: filepath.Join(srcDir, OCRRecSource),
 		OCRDictSource:      filepath.Join(srcDir, OCRDictSource),
 	}
-	key := "ocr/1+documents+" + ocr.LatinRecognizerVersion
+	key := "ocr/1+documents+" + ocr.DerivedModelsVersion
 	for _, fn := range []string{"det.onnx", OCRMultilingualRec, OCRDictSource} {
 		sum, _, err := hashFile(srcs[fn])
 		if err != nil {
@@ -53,9 +54,17 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 	}
 	h := sha256.Sum256([]byte(key))
 	return write(outDir, "ocr", hex.EncodeToString(h[:]), func() (*bundle, error) {
-		det, err := onnxpb.ReadGraphIOFile(srcs["det.onnx"])
+		detSrc, err := os.ReadFile(srcs["det.onnx"])
 		if err != nil {
 			return nil, err
+		}
+		det, err := onnxpb.ReadGraphIO(detSrc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", OCRDetSource, err)
+		}
+		fastDet, err := ocr.FastDetector(detSrc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", OCRDetSource, err)
 		}
 		full, err := os.ReadFile(srcs[OCRMultilingualRec])
 		if err != nil {
@@ -75,8 +84,8 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 			return nil, fmt.Errorf("%s: %w", OCRRecSource, err)
 		}
 		return &bundle{
-			links: srcs,
-			files: map[string][]byte{"rec.onnx": latin},
+			links: map[string]string{OCRMultilingualRec: srcs[OCRMultilingualRec], OCRDictSource: srcs[OCRDictSource]},
+			files: map[string][]byte{"det.onnx": fastDet, "rec.onnx": latin},
 			manifest: catalog.Manifest{
 				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over the Latin characters of ppocr_keys_v1.txt; rec-multilingual.onnx scores all of them); a page image in, its text lines with boxes out; a PDF or multi-page TIFF in, each page read in order (a PDF page with a text layer read from it, without OCR).",
 				File:         "det.onnx",
