@@ -1,6 +1,7 @@
 package ocr
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/inferq/inferq/internal/models/onnxpb"
@@ -143,6 +144,34 @@ func headDecoder(dict []string, allow []bool, rule SpaceRule) func(probs []float
 		}
 		return DecodeCTC(probs, T, C, subDict, subAllow, rule)
 	}
+}
+
+// ErrLatinHead says that the characters asked for (Params.Allow) include
+// some that a recognizer pruned to LatinHead cannot read.
+var ErrLatinHead = errors.New("the recognizer's head is pruned to the Latin classes")
+
+// checkHead refuses a mask that asks a Latin-pruned head (C classes wide)
+// for classes it no longer has, rather than let them go unread in
+// silence: a deployment reading other scripts points files.rec at the
+// multilingual recognizer.
+func checkHead(dict []string, allow []bool, C int) error {
+	if C == len(dict)+2 {
+		return nil
+	}
+	keep := LatinHead(dict)
+	if C != len(keep) {
+		return nil
+	}
+	kept := make([]bool, len(dict)+2)
+	for _, c := range keep {
+		kept[c] = true
+	}
+	for c := range kept {
+		if (allow == nil || c < len(allow) && allow[c]) && !kept[c] {
+			return fmt.Errorf("%w: it cannot read %q (point files.rec at the multilingual recognizer, rec-multilingual.onnx)", ErrLatinHead, dict[c-1])
+		}
+	}
+	return nil
 }
 
 // prunedDict is the dictionary and the mask of a head pruned to keep

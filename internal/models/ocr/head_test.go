@@ -1,8 +1,10 @@
 package ocr
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -260,5 +262,27 @@ func TestFastDetectorFindsSameBoxes(t *testing.T) {
 	t.Logf("%d boxes, largest probability difference %.2g", boxes, worst)
 	if worst > 1e-3 {
 		t.Errorf("probability maps differ by up to %.2g, want at most 1e-3", worst)
+	}
+}
+
+// TestLatinHeadRefusesOtherScripts: the Latin recognizer reads a charset
+// of Latin characters, and refuses, with ErrLatinHead, one that names a
+// character its head no longer scores (or no mask at all, every class).
+func TestLatinHeadRefusesOtherScripts(t *testing.T) {
+	_, _, dict := realModels(t)
+	rec := latinRec(t)
+	img := renderPage(t, goregular.TTF, 28, []string{"Invoice 2041"})
+	quads := []Quad{{{0, 0}, {img.Bounds().Dx(), 0}, {img.Bounds().Dx(), img.Bounds().Dy()}, {0, img.Bounds().Dy()}}}
+	p := DefaultParams()
+	p.Allow = CharsetClasses(dict, strings.Split("0123456789", ""))
+	res, err := RecognizeQuads(img, quads, rec, dict, p)
+	if err != nil || !strings.Contains(res.Text, "2041") {
+		t.Fatalf("digits through the Latin head: %q, %v", res.Text, err)
+	}
+	for _, allow := range [][]bool{CharsetClasses(dict, []string{"2", "中"}), nil} {
+		p.Allow = allow
+		if _, err := RecognizeQuads(img, quads, rec, dict, p); !errors.Is(err, ErrLatinHead) {
+			t.Errorf("a charset beyond the Latin head: %v, want ErrLatinHead", err)
+		}
 	}
 }
