@@ -62,6 +62,17 @@
 // recognizer runs words together; on the rendered test pages the character
 // error rate falls from 8.5% to 3.2% with 2.0.
 //
+// The graphs the fleet runs are made from PaddleOCR's by the model zoo,
+// with this package's rewrites (onnxpb's Editable): LatinRecognizer
+// prunes the recognizer's CTC head to the classes Latin decoding can emit
+// (LatinHead: blank, LatinClasses, space; about 280 of 6625), and it and
+// FastDetector fold PP-LCNetV3's scalar affines into the convs and spell
+// hardswish as x*HardSigmoid(x) (foldAffines), which halves ONNX
+// Runtime's element-wise work. Decoding knows a pruned head by its width
+// and maps it back to the dictionary, so a manifest names the full
+// dictionary either way; a mask asking a pruned head for other characters
+// is an error (ErrLatinHead).
+//
 // The ONNX sessions are behind the Runner interface (*ort.Session
 // satisfies it), so the worker can batch pages: DetInput and Boxes split
 // the detection half from the recognition half (RecognizeQuads). Nothing

@@ -157,13 +157,22 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 	if p.MaxLines > 0 && len(quads) > p.MaxLines {
 		quads = quads[:p.MaxLines]
 	}
+	read := headDecoder(dict, p.Allow, p.Spaces)
+	checked := false
+	var headErr error
 	decode := func(probs []float32, T, C int) (string, float32) {
-		text, score := DecodeCTC(probs, T, C, dict, p.Allow, p.Spaces)
+		if !checked {
+			checked, headErr = true, checkHead(dict, p.Allow, C)
+		}
+		text, score := read(probs, T, C)
 		return FixCase(text), score
 	}
 	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
 	if err != nil {
 		return Result{}, err
+	}
+	if headErr != nil {
+		return Result{}, fmt.Errorf("ocr recognition: %w", headErr)
 	}
 	res := Result{Lines: []Line{}}
 	var sb strings.Builder

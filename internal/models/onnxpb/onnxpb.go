@@ -104,7 +104,9 @@ type Tensor struct {
 	Dims    []int64
 	Float32 []float32
 	Int64   []int64
+	Int32   []int32
 	Uint8   []uint8
+	Int8    []int8
 }
 
 // Elems is the element count that Dims implies.
@@ -182,6 +184,9 @@ type Node struct {
 	Inputs  []string
 	Outputs []string
 	Attrs   []Attr
+	// raw holds encoded fields of a node read from a file (Open): its
+	// attributes and doc string, written back as they were, after Attrs.
+	raw [][]byte
 }
 
 // Attr returns the attribute called name, if the node has it.
@@ -321,8 +326,12 @@ func (t *Tensor) check() error {
 		n = len(t.Float32)
 	case Int64:
 		n = len(t.Int64)
+	case Int32:
+		n = len(t.Int32)
 	case Uint8:
 		n = len(t.Uint8)
+	case Int8:
+		n = len(t.Int8)
 	default:
 		return fmt.Errorf("tensor %s: unsupported dtype %s", t.Name, t.DType)
 	}
@@ -514,6 +523,9 @@ func encodeNode(n *Node) []byte {
 	for _, a := range n.Attrs {
 		b = appendBytesField(b, nodeAttribute, encodeAttr(a))
 	}
+	for _, f := range n.raw {
+		b = append(b, f...)
+	}
 	b = appendStringField(b, nodeDomain, n.Domain)
 	return b
 }
@@ -571,8 +583,12 @@ func encodeTensorField(num protowire.Number, t *Tensor) []byte {
 		raw = 4 * len(t.Float32)
 	case Int64:
 		raw = 8 * len(t.Int64)
+	case Int32:
+		raw = 4 * len(t.Int32)
 	case Uint8:
 		raw = len(t.Uint8)
+	case Int8:
+		raw = len(t.Int8)
 	}
 	rawHdr := protowire.SizeTag(tensorRawData) + protowire.SizeVarint(uint64(raw))
 	body := len(hdr) + rawHdr + raw
@@ -591,8 +607,16 @@ func encodeTensorField(num protowire.Number, t *Tensor) []byte {
 		for _, v := range t.Int64 {
 			b = binary.LittleEndian.AppendUint64(b, uint64(v))
 		}
+	case Int32:
+		for _, v := range t.Int32 {
+			b = binary.LittleEndian.AppendUint32(b, uint32(v))
+		}
 	case Uint8:
 		b = append(b, t.Uint8...)
+	case Int8:
+		for _, v := range t.Int8 {
+			b = append(b, byte(v))
+		}
 	}
 	return b
 }

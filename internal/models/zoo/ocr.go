@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/inferq/inferq/internal/models/catalog"
+	"github.com/inferq/inferq/internal/models/ocr"
 	"github.com/inferq/inferq/internal/models/onnxpb"
 )
 
@@ -19,22 +20,32 @@ const (
 )
 
 // BuildOCR writes the ocr model into <outDir>/ocr/<version>/ from the
-// PP-OCRv4 files in srcDir: det.onnx (the detection graph, the manifest's
-// file), rec.onnx and ppocr_keys_v1.txt (files "rec" and "dict").
+// PP-OCRv4 files in srcDir: det.onnx (the detection graph with its
+// scalar affines folded into its convs, ocr.FastDetector; the manifest's
+// file), rec.onnx (the recognizer made for Latin text, ocr.LatinRecognizer:
+// its CTC head scores only the classes the fleet's Latin decoding can
+// emit), ppocr_keys_v1.txt (files "rec" and "dict"), and the multilingual
+// recognizer as it came, rec-multilingual.onnx (file "rec_multilingual"),
+// for a deployment that reads every script (files.rec set to it and
+// files.charset to the dictionary).
 func BuildOCR(outDir, srcDir string) error {
 	_, err := BuildOCRModel(outDir, srcDir)
 	return err
 }
 
+// OCRMultilingualRec is the ocr model's file of the recognizer as
+// PaddleOCR ships it, every class of the dictionary scored.
+const OCRMultilingualRec = "rec-multilingual.onnx"
+
 // BuildOCRModel is BuildOCR, reporting what it did.
 func BuildOCRModel(outDir, srcDir string) (Result, error) {
 	srcs := map[string]string{
-		"det.onnx":    filepath.Join(srcDir, OCRDetSource),
-		"rec.onnx":    filepath.Join(srcDir, OCRRecSource),
-		OCRDictSource: filepath.Join(srcDir, OCRDictSource),
+		"det.onnx":         filepath.Join(srcDir, OCRDetSource),
+		OCRMultilingualRec: filepath.Join(srcDir, OCRRecSource),
+		OCRDictSource:      filepath.Join(srcDir, OCRDictSource),
 	}
-	key := "ocr/1+documents"
-	for _, fn := range []string{"det.onnx", "rec.onnx", OCRDictSource} {
+	key := "ocr/1+documents+" + ocr.DerivedModelsVersion
+	for _, fn := range []string{"det.onnx", OCRMultilingualRec, OCRDictSource} {
 		sum, _, err := hashFile(srcs[fn])
 		if err != nil {
 			return Result{Name: "ocr"}, fmt.Errorf("ocr source (run `make deps`): %w", err)
@@ -43,17 +54,40 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 	}
 	h := sha256.Sum256([]byte(key))
 	return write(outDir, "ocr", hex.EncodeToString(h[:]), func() (*bundle, error) {
-		det, err := onnxpb.ReadGraphIOFile(srcs["det.onnx"])
+		detSrc, err := os.ReadFile(srcs["det.onnx"])
 		if err != nil {
 			return nil, err
 		}
-		if _, err := os.Stat(srcs["rec.onnx"]); err != nil {
+		det, err := onnxpb.ReadGraphIO(detSrc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", OCRDetSource, err)
+		}
+		fastDet, err := ocr.FastDetector(detSrc)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", OCRDetSource, err)
+		}
+		full, err := os.ReadFile(srcs[OCRMultilingualRec])
+		if err != nil {
 			return nil, err
 		}
+		df, err := os.Open(srcs[OCRDictSource])
+		if err != nil {
+			return nil, err
+		}
+		dict, err := ocr.LoadDict(df)
+		df.Close()
+		if err != nil {
+			return nil, err
+		}
+		latin, err := ocr.LatinRecognizer(full, dict)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", OCRRecSource, err)
+		}
 		return &bundle{
-			links: srcs,
+			links: map[string]string{OCRMultilingualRec: srcs[OCRMultilingualRec], OCRDictSource: srcs[OCRDictSource]},
+			files: map[string][]byte{"det.onnx": fastDet, "rec.onnx": latin},
 			manifest: catalog.Manifest{
-				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over ppocr_keys_v1.txt); a page image in, its text lines with boxes out; a PDF or multi-page TIFF in, each page read in order (a PDF page with a text layer read from it, without OCR).",
+				Description:  "PaddleOCR PP-OCRv4 (Chinese and English): text detection (det.onnx, DB) and recognition (rec.onnx, CTC over the Latin characters of ppocr_keys_v1.txt; rec-multilingual.onnx scores all of them); a page image in, its text lines with boxes out; a PDF or multi-page TIFF in, each page read in order (a PDF page with a text layer read from it, without OCR).",
 				File:         "det.onnx",
 				Inputs:       ioSpecs(det.Inputs),
 				Outputs:      ioSpecs(det.Outputs),
@@ -61,7 +95,7 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 				Preprocess:   catalog.Preprocess{Kind: "ocr"},
 				Postprocess:  catalog.Postprocess{Kind: "ocr"},
 				MaxBatch:     4,
-				Files:        map[string]string{"rec": "rec.onnx", "dict": OCRDictSource},
+				Files:        map[string]string{"rec": "rec.onnx", "rec_multilingual": OCRMultilingualRec, "dict": OCRDictSource},
 			},
 		}, nil
 	})
