@@ -47,6 +47,12 @@ func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pip
 			return nil, fmt.Errorf("charset: %w", err)
 		}
 		p.params.Allow = ocr.CharsetClasses(dict, chars)
+		// rec is pruned to the Latin classes (the zoo's): a charset that
+		// reaches past them is read with the multilingual recognizer the
+		// model ships beside it.
+		if multi := man.Files["rec_multilingual"]; multi != "" && !withinLatinHead(dict, p.params.Allow) {
+			recFile = multi
+		}
 	}
 	for i := 0; i < instances; i++ {
 		s, err := ort.Open(man.Path(recFile), opts)
@@ -114,4 +120,21 @@ func (p *ocrPipeline) run(det *ort.Session, batch []Sample) ([]Outcome, error) {
 		out[i].Result, _ = json.Marshal(res)
 	}
 	return out, nil
+}
+
+// withinLatinHead says whether every class allow marks is one a
+// recognizer pruned to ocr.LatinHead still scores.
+func withinLatinHead(dict []string, allow []bool) bool {
+	kept := make([]bool, len(allow))
+	for _, c := range ocr.LatinHead(dict) {
+		if c < len(kept) {
+			kept[c] = true
+		}
+	}
+	for c, ok := range allow {
+		if ok && !kept[c] {
+			return false
+		}
+	}
+	return true
 }

@@ -14,7 +14,10 @@ import (
 )
 
 // TestOCRCharset: an ocr model reads Latin text unless its manifest names
-// files.charset, and then reads only the characters listed there.
+// files.charset, and then reads only the characters listed there; a
+// charset past the Latin classes (here the whole dictionary, every script)
+// is read with the multilingual recognizer the model ships beside its
+// Latin-pruned one.
 func TestOCRCharset(t *testing.T) {
 	builtins(t) // ONNX Runtime loaded, the built-in models present
 	src := filepath.Join(fleettest.ModelsDir(), "ocr", "1")
@@ -27,7 +30,7 @@ func TestOCRCharset(t *testing.T) {
 	if err := os.MkdirAll(ver, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"det.onnx", "rec.onnx", "ppocr_keys_v1.txt"} {
+	for _, f := range []string{"det.onnx", "rec.onnx", "rec-multilingual.onnx", "ppocr_keys_v1.txt"} {
 		if err := os.Symlink(filepath.Join(src, f), filepath.Join(ver, f)); err != nil {
 			t.Fatal(err)
 		}
@@ -77,5 +80,17 @@ func TestOCRCharset(t *testing.T) {
 	got := read(reg)
 	if strings.Trim(got, "0123456789 ") != "" || !strings.Contains(got, "2041") {
 		t.Errorf("ocr with a digits charset read %q: want digits and spaces only, 2041 among them", got)
+	}
+	every := strings.Replace(string(man), "files:\n", "files:\n    charset: ppocr_keys_v1.txt\n", 1)
+	if err := os.WriteFile(filepath.Join(ver, "manifest.yaml"), []byte(every), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	all, err := Open(dir, []string{"ocr"}, ort.Options{IntraOpThreads: 1}, 1, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer all.Close()
+	if got := read(all); !strings.Contains(got, "2041") || !strings.Contains(got, "318") {
+		t.Errorf("ocr reading every script read %q", got)
 	}
 }
