@@ -50,8 +50,10 @@ func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pip
 		// rec is pruned to the Latin classes (the zoo's): a charset that
 		// reaches past them is read with the multilingual recognizer the
 		// model ships beside it.
-		if multi := man.Files["rec_multilingual"]; multi != "" && !withinLatinHead(dict, p.params.Allow) {
-			recFile = multi
+		if multi := man.Files["rec_multilingual"]; multi != "" {
+			if ok, _ := ocr.WithinLatinHead(dict, p.params.Allow); !ok {
+				recFile = multi
+			}
 		}
 	}
 	for i := 0; i < instances; i++ {
@@ -120,21 +122,4 @@ func (p *ocrPipeline) run(det *ort.Session, batch []Sample) ([]Outcome, error) {
 		out[i].Result, _ = json.Marshal(res)
 	}
 	return out, nil
-}
-
-// withinLatinHead says whether every class allow marks is one a
-// recognizer pruned to ocr.LatinHead still scores.
-func withinLatinHead(dict []string, allow []bool) bool {
-	kept := make([]bool, len(allow))
-	for _, c := range ocr.LatinHead(dict) {
-		if c < len(kept) {
-			kept[c] = true
-		}
-	}
-	for c, ok := range allow {
-		if ok && !kept[c] {
-			return false
-		}
-	}
-	return true
 }

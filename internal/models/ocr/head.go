@@ -152,26 +152,32 @@ var ErrLatinHead = errors.New("the recognizer's head is pruned to the Latin clas
 
 // checkHead refuses a mask that asks a Latin-pruned head (C classes wide)
 // for classes it no longer has, rather than let them go unread in
-// silence: a deployment reading other scripts points files.rec at the
-// multilingual recognizer.
+// silence (the ocr pipeline reads such a charset with the multilingual
+// recognizer).
 func checkHead(dict []string, allow []bool, C int) error {
-	if C == len(dict)+2 {
+	if C == len(dict)+2 || C != len(LatinHead(dict)) {
 		return nil
 	}
-	keep := LatinHead(dict)
-	if C != len(keep) {
-		return nil
+	if ok, missing := WithinLatinHead(dict, allow); !ok {
+		return fmt.Errorf("%w: it cannot read %q (point files.rec at the multilingual recognizer, rec-multilingual.onnx)", ErrLatinHead, missing)
 	}
+	return nil
+}
+
+// WithinLatinHead says whether a recognizer pruned to LatinHead scores
+// every class that allow marks (nil: every class) and, if not, names the
+// first character it cannot read.
+func WithinLatinHead(dict []string, allow []bool) (ok bool, missing string) {
 	kept := make([]bool, len(dict)+2)
-	for _, c := range keep {
+	for _, c := range LatinHead(dict) {
 		kept[c] = true
 	}
 	for c := range kept {
 		if (allow == nil || c < len(allow) && allow[c]) && !kept[c] {
-			return fmt.Errorf("%w: it cannot read %q (point files.rec at the multilingual recognizer, rec-multilingual.onnx)", ErrLatinHead, dict[c-1])
+			return false, dict[c-1]
 		}
 	}
-	return nil
+	return true, ""
 }
 
 // prunedDict is the dictionary and the mask of a head pruned to keep

@@ -26,8 +26,8 @@ const (
 // its CTC head scores only the classes the fleet's Latin decoding can
 // emit), ppocr_keys_v1.txt (files "rec" and "dict"), and the multilingual
 // recognizer as it came, rec-multilingual.onnx (file "rec_multilingual"),
-// for a deployment that reads every script (files.rec set to it and
-// files.charset to the dictionary).
+// which the pipeline reads with when files.charset reaches past the Latin
+// classes (the dictionary itself for every script).
 func BuildOCR(outDir, srcDir string) error {
 	_, err := BuildOCRModel(outDir, srcDir)
 	return err
