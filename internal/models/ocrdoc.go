@@ -54,11 +54,11 @@ func (m *Model) DocumentPages(in Input) (int, error) {
 	if _, ok := m.pipe.(*ocrPipeline); !ok || documents.Sniff(in.Data) == documents.NotDocument || pageOf(in.ContentType) > 0 {
 		return 0, ErrNotDocument
 	}
-	d, err := docOpener().Open(context.Background(), in.Data)
+	d, err := openDocs.take(context.Background(), in.Data)
 	if err != nil {
 		return 0, documentError(err)
 	}
-	defer d.Close()
+	openDocs.give(in.Data, d, true)
 	return d.Pages(), nil
 }
 
@@ -84,24 +84,26 @@ func pageOf(contentType string) int {
 }
 
 // pageSample is one page of a document, rendered (or its text layer
-// read) when the page job's batch is prepared: the document is opened
-// for the page alone, so that a worker holds one page's pixels per page
-// job, and pages of one document run on any worker.
+// read) when the page job's batch is prepared, so that a worker holds one
+// page's pixels per page job, and pages of one document run on any
+// worker.
 type pageSample struct{ documents.Page }
 
-// preparePage renders page n of the document in, or reads its text layer.
+// preparePage renders page n of the document in, or reads its text layer,
+// on the document kept open since its last page here (openDocs).
 func preparePage(in Input, n int) (Sample, error) {
 	ctx := context.Background()
-	d, err := docOpener().Open(ctx, in.Data)
+	d, err := openDocs.take(ctx, in.Data)
 	if err != nil {
 		return nil, documentError(err)
 	}
-	defer d.Close()
 	if n > d.Pages() {
+		openDocs.give(in.Data, d, true)
 		return nil, &InputError{Code: documents.CodeUndecodable, Message: "page " + strconv.Itoa(n) + " of a document of " + strconv.Itoa(d.Pages())}
 	}
 	_, params, _ := mime.ParseMediaType(in.ContentType)
 	p, err := d.Page(ctx, n, params[paramOCR] == "force")
+	openDocs.give(in.Data, d, err == nil)
 	if err != nil {
 		return nil, documentError(err)
 	}

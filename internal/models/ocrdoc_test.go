@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -79,4 +80,60 @@ func TestDocumentDPI(t *testing.T) {
 		}
 	}
 	t.Logf("scanned 8, 10 and 12 pt pages (%d), CER by render DPI:\n%s", len(ps), table.String())
+}
+
+// TestPagesOfOpenDocuments: pages read one after another, of two
+// documents in turn and of one document twice at once, each come from
+// their own document and page, whichever document is kept open between
+// them (openDocs); a document whose page failed is not kept.
+func TestPagesOfOpenDocuments(t *testing.T) {
+	m, release, err := builtins(t).Acquire("ocr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer release()
+	doc := func(name string, n int) []byte {
+		var ps []pages.PDFPage
+		for i := 1; i <= n; i++ {
+			ps = append(ps, pages.PDFPage{Text: []string{fmt.Sprintf("%s page %d", name, i)}})
+		}
+		return pages.PDF(ps)
+	}
+	a, b := doc("alpha", 3), doc("beta", 2)
+	read := func(data []byte, n int) (string, error) {
+		s, err := m.Prepare(Input{Data: data, ContentType: PageContentType("application/pdf", n)})
+		if err != nil {
+			return "", err
+		}
+		return s.(*pageSample).Text, nil
+	}
+	for _, step := range []struct {
+		data []byte
+		n    int
+		want string
+	}{{a, 1, "alpha page 1"}, {a, 2, "alpha page 2"}, {b, 1, "beta page 1"}, {a, 3, "alpha page 3"}, {b, 2, "beta page 2"}, {b, 1, "beta page 1"}} {
+		if got, err := read(step.data, step.n); err != nil || got != step.want {
+			t.Errorf("page %d: %q, %v; want %q", step.n, got, err, step.want)
+		}
+	}
+	// Two pages of one document at once: one borrows the open copy, the
+	// other opens its own.
+	var wg sync.WaitGroup
+	for n := 1; n <= 3; n++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if got, err := read(a, n); err != nil || got != fmt.Sprintf("alpha page %d", n) {
+				t.Errorf("at once, page %d: %q, %v", n, got, err)
+			}
+		}()
+	}
+	wg.Wait()
+	// A page past the end fails its job and the document is read on.
+	if _, err := read(b, 5); err == nil {
+		t.Error("page 5 of a 2-page document read")
+	}
+	if got, err := read(b, 2); err != nil || got != "beta page 2" {
+		t.Errorf("after a failed page: %q, %v", got, err)
+	}
 }
