@@ -107,21 +107,31 @@ func runDocuments(ctx context.Context, e *env, r *Result) error {
 	// changing at a steady pace, hits both sides alike, and four runs a
 	// side average out its bursts (A B B A alone read 0.83 and 1.05 in two
 	// runs of one commit on a busy machine).
+	bm, err := f.batchMeter("ocr")
+	if err != nil {
+		return err
+	}
 	var images, doc time.Duration
+	var imageBatch, docBatch []float64
 	for _, run := range []struct {
-		f   func() (time.Duration, error)
-		sum *time.Duration
+		f     func() (time.Duration, error)
+		sum   *time.Duration
+		batch *[]float64
 	}{
-		{imagesRun, &images}, {docRun, &doc}, {docRun, &doc}, {imagesRun, &images},
-		{docRun, &doc}, {imagesRun, &images}, {imagesRun, &images}, {docRun, &doc},
+		{imagesRun, &images, &imageBatch}, {docRun, &doc, &docBatch}, {docRun, &doc, &docBatch}, {imagesRun, &images, &imageBatch},
+		{docRun, &doc, &docBatch}, {imagesRun, &images, &imageBatch}, {imagesRun, &images, &imageBatch}, {docRun, &doc, &docBatch},
 	} {
+		bm.since()
 		d, err := run.f()
 		if err != nil {
 			return err
 		}
 		*run.sum += d
+		*run.batch = append(*run.batch, bm.since())
 	}
 	images, doc = images/4, doc/4
+	r.figure("image_jobs_mean_batch", mean(imageBatch), "pages per OCR run, image jobs")
+	r.figure("document_pages_mean_batch", mean(docBatch), "pages per OCR run, the document's page jobs")
 
 	imgRate, docRate := float64(n)/images.Seconds(), float64(n)/doc.Seconds()
 	r.ratio("document_over_images", docRate/imgRate, "pages/s as one PDF job / pages/s as image jobs")
