@@ -42,17 +42,8 @@ func Open(b []byte) (*Editable, error) {
 			graph = v
 			return nil
 		case num == modelOpsetImport && typ == protowire.BytesType:
-			var domain string
-			var version int64
-			if err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-				switch {
-				case num == opsetDomain && typ == protowire.BytesType:
-					domain = string(v)
-				case num == opsetVersion && typ == protowire.VarintType:
-					version = int64(x)
-				}
-				return nil
-			}); err != nil {
+			domain, version, err := readOpset(v)
+			if err != nil {
 				return err
 			}
 			e.opsets[domain] = version

@@ -53,17 +53,8 @@ func ReadGraphIO(b []byte) (*GraphIO, error) {
 		case num == modelGraph && typ == protowire.BytesType:
 			graph = v
 		case num == modelOpsetImport && typ == protowire.BytesType:
-			var domain string
-			var version int64
-			if err := fields(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
-				switch {
-				case num == opsetDomain && typ == protowire.BytesType:
-					domain = string(v)
-				case num == opsetVersion && typ == protowire.VarintType:
-					version = int64(x)
-				}
-				return nil
-			}); err != nil {
+			domain, version, err := readOpset(v)
+			if err != nil {
 				return err
 			}
 			if domain == "" || domain == "ai.onnx" {
@@ -208,4 +199,19 @@ func Dims(shape []Dim) []int64 {
 		}
 	}
 	return out
+}
+
+// readOpset reads an OperatorSetIdProto: its domain ("" is ONNX's) and
+// version.
+func readOpset(b []byte) (domain string, version int64, err error) {
+	err = fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
+		switch {
+		case num == opsetDomain && typ == protowire.BytesType:
+			domain = string(v)
+		case num == opsetVersion && typ == protowire.VarintType:
+			version = int64(x)
+		}
+		return nil
+	})
+	return domain, version, err
 }
