@@ -58,8 +58,9 @@ func (m *Model) DocumentPages(in Input) (int, error) {
 	if err != nil {
 		return 0, documentError(err)
 	}
-	openDocs.give(in.Data, d, true)
-	return d.Pages(), nil
+	n := d.Pages()
+	openDocs.give(in.Data, d, true) // (lent no more: not read after this)
+	return n, nil
 }
 
 // PageContentType is the content type of page n of a document sent as
