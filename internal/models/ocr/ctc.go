@@ -30,39 +30,71 @@ func LoadDict(r io.Reader) ([]string, error) {
 // SpaceRule says where DecodeCTC puts back the word spaces that the
 // recognizer leaves out, between two consecutive characters the model
 // did not already part with a space. Either signal is enough; a negative
-// field turns its signal off, a zero one takes DefaultSpaceRule's value.
+// field turns its signal (or its part of one) off, a zero one takes
+// DefaultSpaceRule's value.
 type SpaceRule struct {
 	// MinProb: a space goes where the space class's probability, at any
 	// step from the first character's last step to the second's first,
 	// is above MinProb. On small type the model often sees the space
 	// (probabilities of 0.01 to 0.5) while the blank still wins the step.
 	MinProb float32
+	// NearSteps and StrongProb: between characters at most NearSteps
+	// steps apart (the second's first step minus the first's last), the
+	// space class must top StrongProb rather than MinProb. Letters that
+	// close up leave no room for a word gap, and on faint, blurred or
+	// JPEG-damaged type the space class flickers between them ("Ship t
+	// o", "vo lume").
+	NearSteps  int
+	StrongProb float32
 	// Gap: a space goes where the characters' centres are more than Gap
 	// times the line's character pitch apart (the median distance between
 	// consecutive centres, in steps).
 	Gap float64
 }
 
-// DefaultSpaceRule is MinProb 0.005 and Gap 2.5, set on single lines
-// rendered at 12 to 40 px in Go Regular and Go Mono (7098 character
-// pairs, 138 of them word gaps the model left out). Across those gaps
-// the space class peaked at 0.0117 or more, inside words at 0.002 or
-// less but for one pair ("J." at 12 px, 0.05, before a full stop, where
-// no space goes anyway): 0.005 lies between them with a margin of about
-// two either way, and recovers all 138. On ten held-out lines at 13 to
-// 26 px, clean and saved as JPEG at quality 30, the character error rate
-// fell from 8.66% to 0.16%. Distance alone separates far worse at the
-// recognizer's resolution (a step is 8 input pixels, a letter 2 or 3
-// steps): inside words centres stood up to 2.0 pitches apart, across
-// gaps as little as 0.7, and the best threshold (1.55) found 85 of the
-// 138 with 16 false spaces. So distance is only a backstop for gaps
-// wider than any seen inside a word (2.5 pitches, against 2.0).
-func DefaultSpaceRule() SpaceRule { return SpaceRule{MinProb: 0.005, Gap: 2.5} }
+// DefaultSpaceRule is MinProb 0.005, NearSteps 3 with StrongProb 0.02,
+// and Gap 2.5.
+//
+// MinProb and Gap were set on single lines rendered at 12 to 40 px in Go
+// Regular and Go Mono (7098 character pairs, 138 of them word gaps the
+// model left out). Across those gaps the space class peaked at 0.0117 or
+// more, inside words at 0.002 or less but for one pair ("J." at 12 px,
+// 0.05, before a full stop, where no space goes anyway): 0.005 lies
+// between them with a margin of about two either way, and recovers all
+// 138. On ten held-out lines at 13 to 26 px, clean and saved as JPEG at
+// quality 30, the character error rate fell from 8.66% to 0.16%. Distance
+// alone separates far worse at the recognizer's resolution (a step is 8
+// input pixels, a letter 2 or 3 steps): inside words centres stood up to
+// 2.0 pitches apart, across gaps as little as 0.7, and the best threshold
+// (1.55) found 85 of the 138 with 16 false spaces. So distance is only a
+// backstop for gaps wider than any seen inside a word (2.5 pitches,
+// against 2.0).
+//
+// NearSteps and StrongProb were set on whole pages of the ocr-peer
+// bench's kinds (JPEG, blur, low contrast, rotation, small type; 1,589
+// gaps the rule filled or missed, each judged by whether the page read
+// better without it): every false space sat between characters 2 or 3
+// steps apart with the space class at 0.0051 to 0.018, while the word
+// gaps the model left out were 4 steps or more apart, or rang above
+// 0.02, but for a few beside punctuation that punctSpaces settles.
+// Across the OCR tests it took low contrast from 2.30% to 1.77% CER,
+// JPEG small type at 9 to 12 px from 1.91/1.35/0.90/0.45% to
+// 1.58/0.68/0.23/0.23%, and cost one character on one noisy set and
+// one on 9,036 of single lines.
+func DefaultSpaceRule() SpaceRule {
+	return SpaceRule{MinProb: 0.005, NearSteps: 3, StrongProb: 0.02, Gap: 2.5}
+}
 
 func (r SpaceRule) withDefaults() SpaceRule {
 	d := DefaultSpaceRule()
 	if r.MinProb == 0 {
 		r.MinProb = d.MinProb
+	}
+	if r.NearSteps == 0 {
+		r.NearSteps = d.NearSteps
+	}
+	if r.StrongProb == 0 {
+		r.StrongProb = d.StrongProb
 	}
 	if r.Gap == 0 {
 		r.Gap = d.Gap
@@ -145,8 +177,9 @@ func greedyCTC(probs []float32, T, C int, allow []bool) []ctcChar {
 
 // insertSpaces puts a space (class space) between two consecutive
 // characters where rule says a word gap lies: the space class's
-// probability spaceProb[t] tops rule.MinProb at a step t from the first
-// character's last step to the second's first, or their centres are more
+// probability spaceProb[t] tops rule.MinProb (rule.StrongProb between
+// characters at most rule.NearSteps steps apart) at a step t from the
+// first character's last step to the second's first, or their centres are more
 // than rule.Gap pitches apart. The pitch is the median distance between
 // the centres of consecutive characters of spaced scripts, within the
 // words the model already split (a space the model emits is kept, and no
@@ -181,8 +214,12 @@ func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(cla
 	gapAt := func(i int) bool {
 		a, b := chars[i], chars[i+1]
 		if rule.MinProb >= 0 {
+			need := rule.MinProb
+			if b.first-a.last <= rule.NearSteps {
+				need = max(need, rule.StrongProb)
+			}
 			for t := a.last; t <= b.first && t < len(spaceProb); t++ {
-				if spaceProb[t] > rule.MinProb {
+				if spaceProb[t] > need {
 					return true
 				}
 			}

@@ -221,14 +221,31 @@ func TestSpaceRecoveryScore(t *testing.T) {
 func TestSpaceRecoveryThreshold(t *testing.T) {
 	space := len(spaceDict) + 1
 	for _, tc := range []struct {
-		p    float32
-		want string
-	}{{0.0049, "abcdef"}, {0.0051, "abc def"}} {
-		probs, T, C := framesOf(t, "a_b_c_d_e_f")
-		probs[5*C+space] = tc.p // the blank between c and d
+		frames string
+		at     int // the step given the space class
+		p      float32
+		want   string
+	}{
+		// c and d four steps apart: MinProb is enough.
+		{"a_b_c___d_e_f", 6, 0.0049, "abcdef"},
+		{"a_b_c___d_e_f", 6, 0.0051, "abc def"},
+		// Two steps apart (NearSteps 3): the space class must top
+		// StrongProb.
+		{"a_b_c_d_e_f", 5, 0.0051, "abcdef"},
+		{"a_b_c_d_e_f", 5, 0.019, "abcdef"},
+		{"a_b_c_d_e_f", 5, 0.021, "abc def"},
+	} {
+		probs, T, C := framesOf(t, tc.frames)
+		probs[tc.at*C+space] = tc.p
 		if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{}); got != tc.want {
-			t.Errorf("space class %v: %q, want %q", tc.p, got, tc.want)
+			t.Errorf("%q, space class %v at step %d: %q, want %q", tc.frames, tc.p, tc.at, got, tc.want)
 		}
+	}
+	// Near characters with the strong threshold off read as far ones.
+	probs, T, C := framesOf(t, "a_b_c_d_e_f")
+	probs[5*C+space] = 0.0051
+	if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{StrongProb: -1}); got != "abc def" {
+		t.Errorf("StrongProb off: %q, want %q", got, "abc def")
 	}
 	// Pitch 4 steps: a centre distance of 10 (2.5 pitches) stays inside
 	// the word, 11 splits it.
