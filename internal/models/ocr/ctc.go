@@ -238,35 +238,76 @@ func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(cla
 
 // punctSpaces settles the spaces beside punctuation by English usage,
 // where the recognizer's evidence is weakest (the glyphs are a few pixels
-// wide and the space class barely registers): a comma, semicolon or colon
-// after a letter and before one always takes a space ("ID:ZX" -> "ID: ZX";
-// a time or a URL has digits or a slash there), and no space is put
-// between a decimal point or a thousands comma and the digits on either
-// side ("318. 50" -> "318.50"). Only inserted spaces are removed; one the
-// model emitted stays.
+// wide and the space class barely registers):
+//   - a comma, semicolon or colon between a letter or digit and a letter,
+//     or after a letter and before a digit, always takes a space ("ID:ZX"
+//     -> "ID: ZX", "38.97;tax" -> "38.97; tax", "Subtotal:38.97" ->
+//     "Subtotal: 38.97"); between two digits it is a time, a ratio or a
+//     thousands comma and stays tight ("9:30", "1,204");
+//   - no space is put between a decimal point or a thousands comma and
+//     the digits on either side ("318. 50" -> "318.50");
+//   - a slash is spaced on both sides or on neither: between digits (a
+//     date, a fraction) an inserted space beside it goes ("12/ 05" ->
+//     "12/05"); elsewhere one with a space on one side only gets one on
+//     the other too ("ZX-0457/ SOS" -> "ZX-0457 / SOS"), the side with a
+//     space being where the evidence was.
+//
+// Only inserted spaces are removed; one the model emitted stays.
 func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
-	str := func(i int) string {
-		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
+	str := func(cs []ctcChar, i int) string {
+		if i < 0 || i >= len(cs) || cs[i].class < 1 || cs[i].class > len(dict) {
 			return ""
 		}
-		return dict[chars[i].class-1]
+		return dict[cs[i].class-1]
 	}
-	letter := func(i int) bool {
-		r, _ := utf8.DecodeRuneInString(str(i))
+	letter := func(cs []ctcChar, i int) bool {
+		r, _ := utf8.DecodeRuneInString(str(cs, i))
 		return unicode.IsLetter(r)
 	}
-	digit := func(i int) bool { s := str(i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	digit := func(cs []ctcChar, i int) bool { s := str(cs, i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	spaceAt := func(cs []ctcChar, i int) bool { return i >= 0 && i < len(cs) && cs[i].class == space }
+	gap := func(a, b ctcChar) ctcChar { return ctcChar{class: space, first: a.last + 1, last: b.first - 1, inserted: true} }
 	out := make([]ctcChar, 0, len(chars)+2)
 	for i, c := range chars {
-		if c.inserted && (str(i-1) == "." || str(i-1) == ",") && digit(i-2) && digit(i+1) {
+		if c.inserted && (str(chars, i-1) == "." || str(chars, i-1) == ",") && digit(chars, i-2) && digit(chars, i+1) {
 			continue
 		}
 		out = append(out, c)
-		if p := str(i); (p == "," || p == ";" || p == ":") && letter(i-1) && letter(i+1) {
-			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
+		if p := str(chars, i); p == "," || p == ";" || p == ":" {
+			before, after := letter(chars, i-1) || digit(chars, i-1), letter(chars, i+1) || digit(chars, i+1)
+			if before && after && !(digit(chars, i-1) && digit(chars, i+1)) && !(digit(chars, i-1) && p == ":") {
+				out = append(out, gap(c, chars[i+1]))
+			}
+		}
+	}
+	for i := 1; i+1 < len(out); i++ {
+		if str(out, i) != "/" {
+			continue
+		}
+		left, right := spaceAt(out, i-1) && i >= 2, spaceAt(out, i+1) && i+2 < len(out)
+		switch {
+		case left == right:
+		case digit(out, i-1-b2i(left)) && digit(out, i+1+b2i(right)):
+			// a date or a fraction: tight, if the model did not space it
+			if k := i - 1 + 2*b2i(right); out[k].inserted {
+				out = slices.Delete(out, k, k+1)
+				i -= b2i(left)
+			}
+		case left:
+			out = slices.Insert(out, i+1, gap(out[i], out[i+1]))
+		default:
+			out = slices.Insert(out, i, gap(out[i-1], out[i]))
+			i++
 		}
 	}
 	return out
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // median of xs, which it sorts.

@@ -74,7 +74,7 @@ func TestDecodeCTC(t *testing.T) {
 // spaceDict is a small recognizer alphabet for the spacing tests: Latin
 // letters, digits, some punctuation and two Han characters; its space
 // class is len(spaceDict)+1.
-var spaceDict = strings.Split("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:#()@中文）", "")
+var spaceDict = strings.Split("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.,:#()@/中文）", "")
 
 // framesOf turns a picture of a line's frames into CTC probabilities over
 // spaceDict: one step per rune, '_' the blank, '-' a blank step where the

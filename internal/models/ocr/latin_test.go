@@ -56,6 +56,20 @@ func TestPunctSpaces(t *testing.T) {
 		{"3_1_8_._-_5_0", "318.50"},
 		// One the model emitted stays.
 		{"3_1_8_._~_5_0", "318. 50"},
+		// After a letter before a digit, after a digit before a letter:
+		// a space, but not after a digit's colon (a time or a ratio).
+		{"l_:_3_8", "l: 38"},
+		{"9_,_a_b", "9, ab"},
+		{"1_:_a", "1:a"},
+		{"1_,_2_0_4", "1,204"},
+		// A slash is spaced on both sides or on neither.
+		{"7_-_/_S_O", "7 / SO"},
+		{"7_/_-_S_O", "7 / SO"},
+		{"a_b_/_c_d", "ab/cd"},
+		{"a_-_/_-_c", "a / c"},
+		{"1_2_/_-_0_5", "12/05"},
+		{"1_2_-_/_0_5", "12/05"},
+		{"1_2_/_~_0_5", "12/ 05"},
 	} {
 		probs, T, C := framesOf(t, tc.frames)
 		if got, _ := DecodeCTC(probs, T, C, spaceDict, nil, SpaceRule{}); got != tc.want {
