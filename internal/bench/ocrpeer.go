@@ -208,7 +208,7 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	if err != nil {
 		return err
 	}
-	f, err := e.startFleet(fleetOpts{name: "ocr-peer", models: []string{"ocr"}})
+	f, err := e.startFleet(fleetOpts{name: "ocr-peer", models: []string{"ocr"}, workerEnv: strings.Fields(os.Getenv("ZZ_WORKER_ENV"))})
 	if err != nil {
 		return err
 	}

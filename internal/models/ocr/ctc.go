@@ -266,7 +266,9 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 	}
 	digit := func(cs []ctcChar, i int) bool { s := str(cs, i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
 	spaceAt := func(cs []ctcChar, i int) bool { return i >= 0 && i < len(cs) && cs[i].class == space }
-	gap := func(a, b ctcChar) ctcChar { return ctcChar{class: space, first: a.last + 1, last: b.first - 1, inserted: true} }
+	gap := func(a, b ctcChar) ctcChar {
+		return ctcChar{class: space, first: a.last + 1, last: b.first - 1, inserted: true}
+	}
 	out := make([]ctcChar, 0, len(chars)+2)
 	for i, c := range chars {
 		if c.inserted && (str(chars, i-1) == "." || str(chars, i-1) == ",") && digit(chars, i-2) && digit(chars, i+1) {
