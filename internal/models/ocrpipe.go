@@ -37,6 +37,11 @@ func newOCRPipeline(man *catalog.Manifest, opts ort.Options, instances int) (pip
 		return nil, fmt.Errorf("dict: %w", err)
 	}
 	p := &ocrPipeline{man: man, dict: dict, params: ocr.DefaultParams(), recs: make(chan *ort.Session, instances)}
+	if opts.Device.CUDA {
+		// A GPU runs a padded batch of lines about as fast as one line:
+		// batch them whatever their widths (Params.RecSpread).
+		p.params.RecSpread = -1
+	}
 	// The fleet reads Latin text unless the model names the characters it
 	// may read (files.charset, one a line like the dictionary: the
 	// dictionary itself for every script the recognizer knows).

@@ -36,8 +36,14 @@ type Params struct {
 	// MaxLines caps the lines read per page (in reading order); 0 means no
 	// cap.
 	MaxLines int
-	// RecBatch is how many lines one recognition run takes.
+	// RecBatch is how many lines one recognition run takes at most.
 	RecBatch int
+	// RecSpread: no line of a recognition run is more than RecSpread
+	// times as wide (for its height) as the run's narrowest; a wider one
+	// starts the next run, so that little of a run is padding. Negative
+	// means any width (a GPU, where a padded batch costs little more
+	// than one line).
+	RecSpread float64
 	// DropScore drops lines whose recognition score is lower (PaddleOCR's
 	// drop_score); a negative value keeps every non-empty line.
 	DropScore float32
@@ -57,6 +63,8 @@ type Params struct {
 // than PaddleOCR 2's 1.5. The wider margin matters: with 1.5 the crops of
 // small type are cut tight to the glyphs and the recognizer drops the
 // spaces between words (CER 8.5% against 3.2% on the rendered test pages).
+// RecSpread 1.1 is ours (see recognizeLines): runs of lines within a
+// tenth of each other's width.
 func DefaultParams() Params {
 	return Params{
 		MaxSide:     960,
@@ -65,6 +73,7 @@ func DefaultParams() Params {
 		UnclipRatio: 2.0,
 		MinSize:     3,
 		RecBatch:    6,
+		RecSpread:   1.1,
 		DropScore:   0.5,
 		Spaces:      DefaultSpaceRule(),
 	}
@@ -89,6 +98,9 @@ func (p Params) withDefaults() Params {
 	}
 	if p.RecBatch <= 0 {
 		p.RecBatch = d.RecBatch
+	}
+	if p.RecSpread == 0 {
+		p.RecSpread = d.RecSpread
 	}
 	if p.DropScore == 0 {
 		p.DropScore = d.DropScore
@@ -167,7 +179,7 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 		text, score := read(probs, T, C)
 		return FixCase(text), score
 	}
-	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch)
+	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch, p.RecSpread)
 	if err != nil {
 		return Result{}, err
 	}

@@ -17,6 +17,12 @@ const (
 	// recMaxRatio bounds a line's width at 25 heights: a wider line is
 	// squeezed rather than let one run's tensor grow without limit.
 	recMaxRatio = 25
+	// recPad is the blank the recognizer gets right of every line, beyond
+	// the line's own margin: it was trained on lines padded out to 320
+	// px, and reads a last character that touches the input's edge
+	// worse (on the ocr-peer bench's small type, one line per run without
+	// it read "paid in full" for "paid in full.").
+	recPad = 16
 	// cropMaxHeight bounds the text height of the intermediate crop, so a
 	// page-sized region on a huge page does not warp at full size only to
 	// be shrunk to 48 px.
@@ -120,9 +126,15 @@ func (c crop) ratio() float64 { return float64(c.w) / float64(c.h) }
 type decodeFunc func(probs []float32, T, C int) (string, float32)
 
 // recognizeLines reads each quad's text. Lines go to the recognizer in
-// batches of similar width-to-height ratio (PaddleOCR's order), so that
-// little of each batch is padding; results come back in the quads' order.
-func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, batch int) ([]string, []float32, error) {
+// runs of similar width-to-height ratio (sorted as PaddleOCR does), at
+// most batch lines a run and, spread being positive, none more than
+// spread times as wide as the run's narrowest: the narrower lines of a
+// run are padded out to its widest, and on a CPU padding is all that
+// batching lines of different widths buys (ONNX Runtime runs a batch of
+// six equal lines no faster per line than six single ones, so a run of
+// mixed widths is slower by its padding, a fifth of the recognizer's time
+// on the ocr-peer bench's pages). Results come back in the quads' order.
+func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, batch int, spread float64) ([]string, []float32, error) {
 	texts := make([]string, len(quads))
 	scores := make([]float32, len(quads))
 	crops := make([]crop, 0, len(quads))
@@ -138,8 +150,12 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 		order[i] = i
 	}
 	sort.SliceStable(order, func(a, b int) bool { return crops[order[a]].ratio() < crops[order[b]].ratio() })
-	for start := 0; start < len(order); start += batch {
-		part := order[start:min(start+batch, len(order))]
+	for start, end := 0, 0; start < len(order); start = end {
+		end = start + 1
+		for end < len(order) && end-start < batch && (spread <= 0 || crops[order[end]].ratio() <= spread*crops[order[start]].ratio()) {
+			end++
+		}
+		part := order[start:end]
 		lines := make([]crop, len(part))
 		for k, o := range part {
 			lines[k] = crops[o]
@@ -172,14 +188,14 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 // recInput builds one recognition batch from upright line crops: each is
 // resized to height 48 keeping its ratio, channels B,G,R, values
 // (v/255-0.5)/0.5, and zero-padded on the right to the batch's width
-// (48 times the widest ratio, at least 320, at most 48*25).
+// (48 times the widest ratio, at most 48*25, plus recPad; at least 320).
 func recInput(lines []crop) (tensor []float32, n, width int) {
-	maxRatio := float64(recMinWidth) / recHeight
+	maxRatio := 0.0
 	for _, c := range lines {
 		maxRatio = math.Max(maxRatio, c.ratio())
 	}
 	maxRatio = math.Min(maxRatio, recMaxRatio)
-	width = int(recHeight * maxRatio)
+	width = max(int(recHeight*maxRatio)+recPad, recMinWidth)
 	n = len(lines)
 	plane := recHeight * width
 	out := make([]float32, n*3*plane)

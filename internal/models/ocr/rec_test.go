@@ -1,9 +1,12 @@
 package ocr
 
 import (
+	"fmt"
 	"image"
 	"math"
 	"testing"
+
+	"github.com/inferq/inferq/internal/ort"
 )
 
 func TestCutLineAxisAligned(t *testing.T) {
@@ -83,8 +86,55 @@ func TestRecInputLayout(t *testing.T) {
 	}
 	// A very long line is squeezed to 25 heights.
 	_, _, width = recInput([]crop{mk(5000, 10, 0, 0, 0)})
-	if width != 48*25 {
-		t.Fatalf("width %d, want %d", width, 48*25)
+	if width != 48*25+recPad {
+		t.Fatalf("width %d, want %d", width, 48*25+recPad)
+	}
+	// A line wider than 320 gets recPad of padding beyond its end.
+	_, _, width = recInput([]crop{mk(480, 48, 0, 0, 0)})
+	if width != 480+recPad {
+		t.Fatalf("width %d, want %d", width, 480+recPad)
+	}
+}
+
+// shapeRecorder is a recognizer that answers blank steps and notes the
+// shape of each run.
+type shapeRecorder struct{ runs [][2]int64 }
+
+func (r *shapeRecorder) Run(in []ort.Tensor) ([]ort.Tensor, error) {
+	n, w := in[0].Shape[0], in[0].Shape[3]
+	r.runs = append(r.runs, [2]int64{n, w})
+	return []ort.Tensor{{Shape: []int64{n, 1, 2}, DType: ort.Float32, Float32: make([]float32, n*2)}}, nil
+}
+
+// TestRecognitionRuns: lines go to the recognizer in runs of at most
+// batch lines within spread of the narrowest's width, in order of width.
+func TestRecognitionRuns(t *testing.T) {
+	src, err := toRGB(image.NewRGBA(image.Rect(0, 0, 1200, 100)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Lines 48 px high, 96 to 1008 wide: ratios 2, 2.1, 3, 20, 21.
+	var quads []Quad
+	for _, w := range []int{1008, 96, 144, 101, 960} {
+		quads = append(quads, Quad{{0, 0}, {w, 0}, {w, 48}, {0, 48}})
+	}
+	none := func([]float32, int, int) (string, float32) { return "", 0 }
+	for _, tc := range []struct {
+		batch  int
+		spread float64
+		want   [][2]int64 // lines, width of each run
+	}{
+		{6, 1.1, [][2]int64{{2, 320}, {1, 320}, {2, 1008 + recPad}}},
+		{6, -1, [][2]int64{{5, 1008 + recPad}}},
+		{1, -1, [][2]int64{{1, 320}, {1, 320}, {1, 320}, {1, 960 + recPad}, {1, 1008 + recPad}}},
+	} {
+		var r shapeRecorder
+		if _, _, err := recognizeLines(src, quads, &r, none, tc.batch, tc.spread); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(r.runs) != fmt.Sprint(tc.want) {
+			t.Errorf("batch %d spread %v: runs (lines, width) %v, want %v", tc.batch, tc.spread, r.runs, tc.want)
+		}
 	}
 }
 

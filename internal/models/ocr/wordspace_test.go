@@ -61,7 +61,7 @@ func readImageProbs(t testing.TB, det, rec Runner, img image.Image) []lineProbs 
 		k++
 		return fmt.Sprint(k - 1), 1
 	}
-	texts, _, err := recognizeLines(src, quads, rec, capture, p.RecBatch)
+	texts, _, err := recognizeLines(src, quads, rec, capture, p.RecBatch, p.RecSpread)
 	if err != nil {
 		t.Fatal(err)
 	}
