@@ -20,7 +20,7 @@ import (
 	"github.com/inferq/inferq/internal/pages"
 )
 
-const aboutOCRPeer = "The fleet's `ocr` model against Debian's `tesseract` 5 (`eng`), on page sets the harness renders itself with known text: clean pages in the Go fonts (regular and mono) at 14 to 28 px; scans spoilt by JPEG at quality 25 to 40, by a blur, by low contrast (ink at 110, paper at 190), by a rotation of 1 to 2 degrees; and small type (12 and 14 px) with JPEG. Both read the same PNG or JPEG files on the same cores: every page is submitted at once to the fleet (one worker, all cores), and tesseract runs as one process per core with `OMP_THREAD_LIMIT=1`, a page per process at a time. CER is the edit distance between the page's text and the reading, both with runs of white space made one space, over the page's characters. Phases alternate fleet, tesseract."
+const aboutOCRPeer = "The fleet's `ocr` model against Debian's `tesseract` 5 (`eng`), on page sets the harness renders itself with known text: clean pages in the Go fonts (regular and mono) at 14 to 28 px; scans spoilt by JPEG at quality 25 to 40, by a blur, by low contrast (ink at 110, paper at 190), by a rotation of 1 to 2 degrees; and small type (12 and 14 px) with JPEG. Both read the same PNG or JPEG files on the same cores: every page is submitted at once to the fleet (one worker, all cores, a session per core with one thread each: `INFERQ_INSTANCES` = cores, `INFERQ_THREADS=1`), and tesseract runs as one process per core with `OMP_THREAD_LIMIT=1`, a page per process at a time. CER is the edit distance between the page's text and the reading, both with runs of white space made one space, over the page's characters. Phases alternate fleet, tesseract."
 
 // ocrPage is one page of the bench's OCR sets.
 type ocrPage struct {
@@ -208,13 +208,19 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	if err != nil {
 		return err
 	}
-	f, err := e.startFleet(fleetOpts{name: "ocr-peer", models: []string{"ocr"}, workerEnv: strings.Fields(os.Getenv("ZZ_WORKER_ENV"))})
+	procs := runtime.NumCPU()
+	// The worker runs a session per core with one thread each, as
+	// tesseract runs a process per core: a page's runs (a detection, a
+	// few short lines) are too small for ONNX Runtime's threads to share
+	// well, and two sessions of one thread read 1.2 times the pages of
+	// one with two (docs/operations.md).
+	f, err := e.startFleet(fleetOpts{name: "ocr-peer", models: []string{"ocr"},
+		workerEnv: []string{fmt.Sprintf("INFERQ_INSTANCES=%d", procs), "INFERQ_THREADS=1"}})
 	if err != nil {
 		return err
 	}
 	defer f.stop()
 	c := client.New(f.URL, f.keys["bulk"])
-	procs := runtime.NumCPU()
 	// A first page warms the worker's sessions, as tesseract's first run
 	// warms the page cache.
 	if _, err := readFleet(ctx, c, ps[:1]); err != nil {
