@@ -239,11 +239,12 @@ func insertSpaces(chars []ctcChar, spaceProb []float32, space int, kind func(cla
 // punctSpaces settles the spaces beside punctuation by English usage,
 // where the recognizer's evidence is weakest (the glyphs are a few pixels
 // wide and the space class barely registers):
-//   - a comma, semicolon or colon between a letter or digit and a letter,
-//     or after a letter and before a digit, always takes a space ("ID:ZX"
-//     -> "ID: ZX", "38.97;tax" -> "38.97; tax", "Subtotal:38.97" ->
-//     "Subtotal: 38.97"); between two digits it is a time, a ratio or a
-//     thousands comma and stays tight ("9:30", "1,204");
+//   - a comma, semicolon or colon after a letter and before a letter or
+//     digit always takes a space ("ID:ZX" -> "ID: ZX", "Subtotal:38.97"
+//     -> "Subtotal: 38.97"), and so does a comma or semicolon after a
+//     digit and before a letter ("38.97;tax" -> "38.97; tax"); after a
+//     digit a colon is a time or a ratio, and between two digits a comma
+//     a thousands comma: they stay tight ("9:30", "1,204");
 //   - no space is put between a decimal point or a thousands comma and
 //     the digits on either side ("318. 50" -> "318.50");
 //   - a slash is spaced on both sides or on neither: between digits (a
@@ -276,8 +277,9 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 		}
 		out = append(out, c)
 		if p := str(chars, i); p == "," || p == ";" || p == ":" {
-			before, after := letter(chars, i-1) || digit(chars, i-1), letter(chars, i+1) || digit(chars, i+1)
-			if before && after && !(digit(chars, i-1) && digit(chars, i+1)) && !(digit(chars, i-1) && p == ":") {
+			afterLetter := letter(chars, i-1) && (letter(chars, i+1) || digit(chars, i+1))
+			afterDigit := digit(chars, i-1) && letter(chars, i+1) && p != ":"
+			if afterLetter || afterDigit {
 				out = append(out, gap(c, chars[i+1]))
 			}
 		}
@@ -287,13 +289,23 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 			continue
 		}
 		left, right := spaceAt(out, i-1) && i >= 2, spaceAt(out, i+1) && i+2 < len(out)
+		if left == right {
+			continue
+		}
+		// the characters beside the slash, past its one space, and where
+		// that space is
+		prev, next, sp := i-1, i+2, i+1
+		if left {
+			prev, next, sp = i-2, i+1, i-1
+		}
 		switch {
-		case left == right:
-		case digit(out, i-1-b2i(left)) && digit(out, i+1+b2i(right)):
-			// a date or a fraction: tight, if the model did not space it
-			if k := i - 1 + 2*b2i(right); out[k].inserted {
-				out = slices.Delete(out, k, k+1)
-				i -= b2i(left)
+		case digit(out, prev) && digit(out, next):
+			// a date or a fraction: tight, unless the model spaced it
+			if out[sp].inserted {
+				out = slices.Delete(out, sp, sp+1)
+				if left {
+					i--
+				}
 			}
 		case left:
 			out = slices.Insert(out, i+1, gap(out[i], out[i+1]))
@@ -303,13 +315,6 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 		}
 	}
 	return out
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // median of xs, which it sorts.
