@@ -131,8 +131,9 @@ type decodeFunc func(probs []float32, T, C int) (string, float32)
 // run are padded out to its widest, and on a CPU padding is all that
 // batching lines of different widths buys (ONNX Runtime runs a batch of
 // six equal lines no faster per line than six single ones, so a run of
-// mixed widths is slower by its padding, a fifth of the recognizer's time
-// on the ocr-peer bench's pages). Results come back in the quads' order.
+// mixed widths is slower by its padding: 13% of the recognizer's time on
+// pages of the ocr-peer bench's kinds). Results come back in the quads'
+// order.
 func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, batch int, spread float64) ([]string, []float32, error) {
 	texts := make([]string, len(quads))
 	scores := make([]float32, len(quads))
