@@ -65,7 +65,7 @@
 // The graphs the fleet runs are made from PaddleOCR's by the model zoo,
 // with this package's rewrites (onnxpb's Editable): LatinRecognizer
 // prunes the recognizer's CTC head to the classes Latin decoding can emit
-// (LatinHead: blank, LatinClasses, space; about 280 of 6625), and it and
+// (LatinHead: blank, LatinClasses, space; 127 of 6625), and it and
 // FastDetector fold PP-LCNetV3's scalar affines into the convs and spell
 // hardswish as x*HardSigmoid(x) (foldAffines), which halves ONNX
 // Runtime's element-wise work. Decoding knows a pruned head by its width

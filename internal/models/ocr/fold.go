@@ -228,17 +228,7 @@ func fuseHardSwish(e *onnxpb.Editable, div *onnxpb.Node) bool {
 // clipBounds reads a Clip's bounds: attributes up to opset 10, constant
 // inputs from 11 on. ok is false when a bound is not a constant.
 func clipBounds(e *onnxpb.Editable, n *onnxpb.Node) (lo, hi float32, ok bool) {
-	lo, hi = float32(math.Inf(-1)), float32(math.Inf(1))
-	if raw, ok := n.RawAttr("min"); ok {
-		if a, err := onnxpb.DecodeAttr(raw); err == nil {
-			lo = a.F
-		}
-	}
-	if raw, ok := n.RawAttr("max"); ok {
-		if a, err := onnxpb.DecodeAttr(raw); err == nil {
-			hi = a.F
-		}
-	}
+	lo, hi = n.AttrFloat("min", float32(math.Inf(-1))), n.AttrFloat("max", float32(math.Inf(1)))
 	for i, dst := range []*float32{&lo, &hi} {
 		if len(n.Inputs) <= i+1 || n.Inputs[i+1] == "" {
 			continue
@@ -255,20 +245,12 @@ func clipBounds(e *onnxpb.Editable, n *onnxpb.Node) (lo, hi float32, ok bool) {
 // convUnpadded says whether a conv reads no padding (no pads attribute or
 // all zero, and no auto_pad but NOTSET or VALID).
 func convUnpadded(c *onnxpb.Node) bool {
-	if raw, ok := c.RawAttr("auto_pad"); ok {
-		if a, err := onnxpb.DecodeAttr(raw); err != nil || a.S != "" && a.S != "NOTSET" && a.S != "VALID" {
-			return false
-		}
+	if a, ok := c.Attr("auto_pad"); ok && a.S != "" && a.S != "NOTSET" && a.S != "VALID" {
+		return false
 	}
-	if raw, ok := c.RawAttr("pads"); ok {
-		a, err := onnxpb.DecodeAttr(raw)
-		if err != nil {
+	for _, p := range c.AttrInts("pads", nil) {
+		if p != 0 {
 			return false
-		}
-		for _, p := range a.Ints {
-			if p != 0 {
-				return false
-			}
 		}
 	}
 	return true
@@ -329,13 +311,7 @@ func foldBeforeConv(e *onnxpb.Editable, c *onnxpb.Node) (bool, error) {
 	}
 	// s*x + t = s*(x + t/s): the scale goes into the weights, the shift
 	// stays in front, where the padding does not see it, as a conv.
-	group := int64(1)
-	if raw, ok := c.RawAttr("group"); ok {
-		if a, err := onnxpb.DecodeAttr(raw); err == nil {
-			group = a.I
-		}
-	}
-	ch := int(w.Dims[1] * group)
+	ch := int(w.Dims[1] * c.AttrInt("group", 1))
 	ones := make([]float32, ch)
 	shift := make([]float32, ch)
 	for i := range ones {

@@ -22,7 +22,8 @@ type Editable struct {
 	inits       [][]byte // initializer fields, as read
 	// Nodes are the graph's nodes in order; edit the slice and its
 	// elements freely. A node read from the file keeps its encoded
-	// attributes (see Node.RawAttr); new nodes carry Attrs.
+	// attributes, written back as they were (Node.Attr reads them); new
+	// nodes carry Attrs.
 	Nodes []*Node
 	// Outputs are the graph's declared outputs.
 	Outputs []ValueInfo
@@ -150,26 +151,10 @@ func (e *Editable) Constant(value string) (*Tensor, error) {
 		if n.OpType != "Constant" {
 			return nil, nil
 		}
-		if a, ok := n.Attr("value"); ok && a.Type == AttrTensor {
+		if a, ok := n.Attr("value"); ok && a.T != nil {
 			return a.T, nil
 		}
-		raw, ok := n.RawAttr("value")
-		if !ok {
-			return nil, fmt.Errorf("constant %s has no tensor value", value)
-		}
-		var t *Tensor
-		err := fields(raw, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
-			if num == attrT && typ == protowire.BytesType {
-				var err error
-				t, err = readTensor(v)
-				return err
-			}
-			return nil
-		})
-		if err == nil && t == nil {
-			err = fmt.Errorf("constant %s has no tensor value", value)
-		}
-		return t, err
+		return nil, fmt.Errorf("constant %s has no tensor value", value)
 	}
 	for _, raw := range e.inits {
 		_, _, n := protowire.ConsumeTag(raw)
@@ -312,9 +297,9 @@ func readNode(b []byte) (*Node, error) {
 	return n, err
 }
 
-// RawAttr returns the encoded AttributeProto called name among the
+// rawAttr returns the encoded AttributeProto called name among the
 // attributes the node was read with.
-func (n *Node) RawAttr(name string) ([]byte, bool) {
+func (n *Node) rawAttr(name string) ([]byte, bool) {
 	for _, raw := range n.raw {
 		num, typ, k := protowire.ConsumeTag(raw)
 		if num != nodeAttribute || typ != protowire.BytesType {
@@ -333,14 +318,6 @@ func (n *Node) RawAttr(name string) ([]byte, bool) {
 		}
 	}
 	return nil, false
-}
-
-// CopyAttrs gives n the attributes (and other encoded fields) that from
-// was read with, as when an op is replaced by a twin taking the same
-// attributes (Conv by ConvInteger).
-func (n *Node) CopyAttrs(from *Node) {
-	n.raw = append(n.raw, from.raw...)
-	n.Attrs = append(n.Attrs, from.Attrs...)
 }
 
 func tensorNameOf(b []byte) string {
@@ -472,9 +449,9 @@ func packedVarints(b []byte, fn func(uint64)) error {
 	return nil
 }
 
-// DecodeAttr parses an encoded AttributeProto (Node.RawAttr) of the kinds
+// decodeAttr parses an encoded AttributeProto (Node.rawAttr) of the kinds
 // Attr holds.
-func DecodeAttr(b []byte) (Attr, error) {
+func decodeAttr(b []byte) (Attr, error) {
 	var a Attr
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		switch {

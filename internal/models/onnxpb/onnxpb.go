@@ -189,10 +189,17 @@ type Node struct {
 	raw [][]byte
 }
 
-// Attr returns the attribute called name, if the node has it.
+// Attr returns the attribute called name, if the node has it: one in
+// Attrs, or one it was read with (Editable's nodes), decoded. An attribute
+// that does not decode counts as absent.
 func (n *Node) Attr(name string) (Attr, bool) {
 	for _, a := range n.Attrs {
 		if a.Name == name {
+			return a, true
+		}
+	}
+	if raw, ok := n.rawAttr(name); ok {
+		if a, err := decodeAttr(raw); err == nil {
 			return a, true
 		}
 	}
