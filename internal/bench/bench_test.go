@@ -234,6 +234,13 @@ func TestReportShape(t *testing.T) {
 	if tg := r.Targets["a_over_b"]; tg.Met || tg.Want != 2 {
 		t.Errorf("target %+v", tg)
 	}
+	// A tie with a value of many digits (2 errors in 296 characters on
+	// both sides) is met, though the figure is stored rounded.
+	r.figure("cer", 100*2.0/296, "% wrong")
+	r.atMostTarget("cer", 100*2.0/296, "no worse than the peer")
+	if tg := r.Targets["cer"]; !tg.Met {
+		t.Errorf("a tie is not met: %+v against %v", tg, r.Figures["cer"])
+	}
 	if tg := r.Targets["missing"]; tg.Met {
 		t.Error("a target on nothing measured is met")
 	}

@@ -110,6 +110,10 @@ func (r *Result) atMostTarget(name string, want float64, why string) {
 }
 
 func (r *Result) target(name string, want float64, atMost bool, why string) {
+	// Values are recorded to 4 significant digits (round): a want taken
+	// from another measurement is rounded alike, so that a tie (the same
+	// CER as tesseract's, say) reads as the tie it is.
+	want = round(want, 4)
 	got, ok := r.Ratios[name]
 	if !ok {
 		got, ok = r.Figures[name]
