@@ -29,12 +29,14 @@
 //  3. Line crops. Each box is warped upright by a perspective transform
 //     (bilinear, border replicated); a crop at least 1.5 times taller than
 //     wide is a vertical line and is turned 90° counterclockwise. Crops
-//     go to the recognizer in batches of Params.RecBatch, sorted by
-//     width-to-height ratio so that little of a batch is padding, each
-//     resized to height 48 keeping its ratio, channels B,G,R, values
-//     (v/255-0.5)/0.5, zero-padded on the right to the batch's width (48
-//     times its widest ratio, at least 320, at most 48*25: a longer line is
-//     squeezed).
+//     go to the recognizer sorted by width-to-height ratio, in runs of at
+//     most Params.RecBatch whose widest is at most Params.RecSpread times
+//     their narrowest, each resized to height 48 keeping its ratio,
+//     channels B,G,R, values (v/255-0.5)/0.5, zero-padded on the right to
+//     the run's width: 48 times its widest ratio (at most 48*25: a longer
+//     line is squeezed) plus 16 px, at least 48. PaddleOCR pads every run
+//     out to 320 px; a short line (a cell, a heading) read at its own
+//     width reads the same, and costs what its width does.
 //  4. Greedy CTC decoding (DecodeCTC): class 0 is the blank, 1..len(dict)
 //     the dictionary's characters in order, len(dict)+1 a space; the most
 //     likely class per step among those Params.Allow lets win (nil: all;

@@ -72,24 +72,29 @@ func TestRecInputLayout(t *testing.T) {
 		return c
 	}
 	in, n, width := recInput([]crop{mk(96, 48, 255, 0, 51), mk(48, 24, 0, 255, 255)})
-	if n != 2 || width != 320 || len(in) != 2*3*48*320 {
-		t.Fatalf("n=%d width=%d len=%d, want 2, 320 (the narrowest batch)", n, width, len(in))
+	if n != 2 || width != 96+recPad || len(in) != 2*3*48*width {
+		t.Fatalf("n=%d width=%d len=%d, want 2, %d (the lines' width and recPad, no more)", n, width, len(in), 96+recPad)
 	}
-	plane := 48 * 320
+	plane := 48 * width
 	// Channels B, G, R; (v/255-0.5)/0.5; 96 columns of line, then zeros.
-	at := func(k, ch, y, x int) float32 { return in[k*3*plane+ch*plane+y*320+x] }
+	at := func(k, ch, y, x int) float32 { return in[k*3*plane+ch*plane+y*width+x] }
 	if b, g, r := at(0, 0, 10, 50), at(0, 1, 10, 50), at(0, 2, 10, 50); math.Abs(float64(b-(-0.6))) > 1e-5 || g != -1 || r != 1 {
 		t.Fatalf("B,G,R = %v,%v,%v, want -0.6,-1,1", b, g, r)
 	}
-	if at(0, 0, 10, 95) == 0 || at(0, 0, 10, 96) != 0 || at(1, 2, 47, 319) != 0 {
+	if at(0, 0, 10, 95) == 0 || at(0, 0, 10, 96) != 0 || at(1, 2, 47, width-1) != 0 {
 		t.Fatal("padding must start right after the line's 96 columns and be 0")
+	}
+	// A line narrower than a square still gets a square run.
+	_, _, width = recInput([]crop{mk(10, 40, 0, 0, 0)})
+	if width != recMinWidth {
+		t.Fatalf("width %d, want %d", width, recMinWidth)
 	}
 	// A very long line is squeezed to 25 heights.
 	_, _, width = recInput([]crop{mk(5000, 10, 0, 0, 0)})
 	if width != 48*25+recPad {
 		t.Fatalf("width %d, want %d", width, 48*25+recPad)
 	}
-	// A line wider than 320 gets recPad of padding beyond its end.
+	// A long line gets recPad of padding beyond its end.
 	_, _, width = recInput([]crop{mk(480, 48, 0, 0, 0)})
 	if width != 480+recPad {
 		t.Fatalf("width %d, want %d", width, 480+recPad)
@@ -124,9 +129,9 @@ func TestRecognitionRuns(t *testing.T) {
 		spread float64
 		want   [][2]int64 // lines, width of each run
 	}{
-		{6, 1.1, [][2]int64{{2, 320}, {1, 320}, {2, 1008 + recPad}}},
+		{6, 1.1, [][2]int64{{2, 101 + recPad}, {1, 144 + recPad}, {2, 1008 + recPad}}},
 		{6, -1, [][2]int64{{5, 1008 + recPad}}},
-		{1, -1, [][2]int64{{1, 320}, {1, 320}, {1, 320}, {1, 960 + recPad}, {1, 1008 + recPad}}},
+		{1, -1, [][2]int64{{1, 96 + recPad}, {1, 101 + recPad}, {1, 144 + recPad}, {1, 960 + recPad}, {1, 1008 + recPad}}},
 	} {
 		var r shapeRecorder
 		if _, _, err := recognizeLines(src, quads, &r, none, tc.batch, tc.spread); err != nil {
