@@ -39,6 +39,61 @@ var Lines = [][]string{
 	},
 }
 
+// HeldOutLines are passages of the same kind written for the ocr-peer
+// bench after the fleet's OCR settings were chosen: no setting was tried
+// against them, so a set's CER on them says how the reading carries over
+// to text it was not tuned on.
+var HeldOutLines = [][]string{
+	{
+		"Delivery note 88-412 for Harbour Cafe",
+		"Pallets: 6 (flour, sugar, 2 of oil)",
+		"Driver J. Okafor, van KX 19 TRB",
+		"Received in good order at 07:45",
+	},
+	{
+		"Statement period 01/10/2025 - 31/10/2025",
+		"Opening balance 2,450.00 GBP",
+		"Card payment Nov 3: -18.60",
+		"Closing balance 2,431.40 GBP",
+	},
+	{
+		"Quote Q-3307, valid for 30 days",
+		"Labour 12 hrs @ 45.00 = 540.00",
+		"Parts: hinge set, seal kit, 4 clamps",
+		"Total excl. tax 812.35 EUR",
+	},
+	{
+		"Dear Ms Novak,",
+		"Thank you for your letter of 9 May.",
+		"Your claim No. 55-A is now closed;",
+		"a cheque for 120.00 will follow.",
+	},
+	{
+		"PACKING LIST - FRAGILE",
+		"Box 1 of 3: glassware, 24 pcs",
+		"Box 2 of 3: ceramic plates (white)",
+		"Box 3 of 3: cutlery, napkins",
+	},
+	{
+		"Meeting room B4 booked 14:00-15:30",
+		"Attendees: Kim, Patel, de Vries",
+		"Agenda: budget review, Q3 targets",
+		"Minutes to follow by e-mail",
+	},
+	{
+		"Serial no. 7Q2-LX09-881 (model T5)",
+		"Warranty ends 2027-06-30",
+		"Service hotline +1 800 555 0199",
+		"Keep this card with your receipt",
+	},
+	{
+		"Tax ID DE 812 334 190",
+		"Bank: Nordbank, IBAN DE44 5001 0517",
+		"Pay by 15 Jan 2026 quoting ref 4471",
+		"Late payment fee: 2% per month",
+	},
+}
+
 // Render draws lines black on white in the font ttf, size pixels high,
 // with a margin of one size around them.
 func Render(ttf []byte, size float64, lines []string) (*image.RGBA, error) {
