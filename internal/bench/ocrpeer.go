@@ -223,6 +223,9 @@ func readTesseractWarm(ctx context.Context, dir string, ps []ocrPage, procs int)
 				return
 			}
 			texts := strings.Split(string(b), "\f")
+			if len(texts) == len(share)+1 && strings.TrimSpace(texts[len(share)]) == "" {
+				texts = texts[:len(share)] // a separator after the last page too
+			}
 			if len(texts) != len(share) {
 				errs <- fmt.Errorf("tesseract %s: %d pages read, want %d", lists[k], len(texts), len(share))
 				return
