@@ -25,7 +25,11 @@
 //     rectangle gives for a rectangle), then scaled to page pixels, ordered
 //     clockwise from the top-left corner, clipped to the page, and sorted
 //     into reading order (top to bottom; within 10 px, left to right, as
-//     PaddleOCR's sorted_boxes).
+//     PaddleOCR's sorted_boxes). A page that Params.MaxSide shrank and
+//     whose median line box is under Params.SmallText page pixels high
+//     (small type on a large page: an A4 page at 150 dpi) is detected
+//     again at its own size, up to Params.FineSide, and those boxes are
+//     read.
 //  3. Line crops. Each box is warped upright by a perspective transform
 //     (bilinear, border replicated); a crop at least 1.5 times taller than
 //     wide is a vertical line and is turned 90° counterclockwise. Crops
@@ -33,7 +37,7 @@
 //     most Params.RecBatch whose widest is at most Params.RecSpread times
 //     their narrowest, each resized to height 48 keeping its ratio,
 //     channels B,G,R, values (v/255-0.5)/0.5, zero-padded on the right to
-//     the run's width: 48 times its widest ratio (at most 48*25: a longer
+//     the run's width: 48 times its widest ratio (at most 48*100: a longer
 //     line is squeezed) plus 16 px, at least 48. PaddleOCR pads every run
 //     out to 320 px; a short line (a cell, a heading) read at its own
 //     width reads the same, and costs what its width does.

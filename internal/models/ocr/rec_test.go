@@ -89,10 +89,15 @@ func TestRecInputLayout(t *testing.T) {
 	if width != recMinWidth {
 		t.Fatalf("width %d, want %d", width, recMinWidth)
 	}
-	// A very long line is squeezed to 25 heights.
+	// A line of 40 heights (a full line of an A4 page) keeps its width; a
+	// longer one than 100 heights is squeezed to 100.
+	_, _, width = recInput([]crop{mk(400, 10, 0, 0, 0)})
+	if width != 48*40+recPad {
+		t.Fatalf("width %d, want %d", width, 48*40+recPad)
+	}
 	_, _, width = recInput([]crop{mk(5000, 10, 0, 0, 0)})
-	if width != 48*25+recPad {
-		t.Fatalf("width %d, want %d", width, 48*25+recPad)
+	if width != 48*100+recPad {
+		t.Fatalf("width %d, want %d", width, 48*100+recPad)
 	}
 	// A long line gets recPad of padding beyond its end.
 	_, _, width = recInput([]crop{mk(480, 48, 0, 0, 0)})
