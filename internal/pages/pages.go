@@ -122,6 +122,32 @@ func Render(ttf []byte, size float64, lines []string) (*image.RGBA, error) {
 	return img, nil
 }
 
+// A4 sets a rendered block of text on a white A4 page at 150 dpi
+// (1240x1754, the resolution documents are rendered at), 100 px in from
+// its top left corner; a block too large for the page makes it larger.
+func A4(text image.Image) *image.RGBA {
+	tb := text.Bounds()
+	page := image.NewRGBA(image.Rect(0, 0, max(1240, tb.Dx()+200), max(1754, tb.Dy()+200)))
+	draw.Draw(page, page.Bounds(), image.White, image.Point{}, draw.Src)
+	draw.Draw(page, tb.Add(image.Pt(100, 100)), text, tb.Min, draw.Src)
+	return page
+}
+
+// FullPage is 30 lines of 70 to 110 characters, three of the passages'
+// lines to each, taking the passages from the k-th on (and round again):
+// a full page of text.
+func FullPage(passages [][]string, k int) []string {
+	var src []string
+	for i := range passages {
+		src = append(src, passages[(k+i)%len(passages)]...)
+	}
+	var out []string
+	for i := 0; len(out) < 30; i += 3 {
+		out = append(out, src[i%len(src)]+" "+src[(i+1)%len(src)]+" "+src[(i+2)%len(src)])
+	}
+	return out
+}
+
 // PNG renders a page and encodes it.
 func PNG(ttf []byte, size float64, lines []string) ([]byte, error) {
 	img, err := Render(ttf, size, lines)

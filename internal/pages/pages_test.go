@@ -1,6 +1,9 @@
 package pages
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestLevenshtein(t *testing.T) {
 	for _, tc := range []struct {
@@ -42,5 +45,28 @@ func TestRender(t *testing.T) {
 	}
 	if dark == 0 || dark > b.Dx()*b.Dy()/4 {
 		t.Fatalf("%d dark pixels of %d: no text, or not text", dark, b.Dx()*b.Dy())
+	}
+}
+
+// TestFullPage: a full page is 30 lines of three passage lines each,
+// starting at the k-th passage, on a white A4 page at 150 dpi.
+func TestFullPage(t *testing.T) {
+	lines := FullPage(HeldOutLines, 1)
+	if len(lines) != 30 {
+		t.Fatalf("%d lines, want 30", len(lines))
+	}
+	if want := strings.Join(HeldOutLines[1][:3], " "); lines[0] != want {
+		t.Errorf("first line %q, want %q", lines[0], want)
+	}
+	text, err := Render(Regular, 14, lines)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := A4(text)
+	if b := page.Bounds(); b.Dx() != 1240 || b.Dy() != 1754 {
+		t.Errorf("page %v, want 1240x1754", b)
+	}
+	if r, g, b, _ := page.At(1200, 1700).RGBA(); r != 0xffff || g != 0xffff || b != 0xffff {
+		t.Error("the page's margin is not white")
 	}
 }

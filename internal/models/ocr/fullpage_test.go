@@ -2,39 +2,17 @@ package ocr
 
 import (
 	"image"
-	"image/draw"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/inferq/inferq/internal/pages"
 )
 
-// a4Page sets lines of size px type on a white A4 page at 150 dpi
-// (1240x1754), 100 px in from the top left, as a scanned document's page
-// reaches the fleet.
+// a4Page sets lines of size px type on an A4 page at 150 dpi (pages.A4).
 func a4Page(t testing.TB, size float64, lines []string) image.Image {
 	t.Helper()
-	text := renderPage(t, pages.Regular, size, lines)
-	tb := text.Bounds()
-	page := image.NewRGBA(image.Rect(0, 0, max(1240, tb.Dx()+200), max(1754, tb.Dy()+200)))
-	draw.Draw(page, page.Bounds(), image.White, image.Point{}, draw.Src)
-	draw.Draw(page, tb.Add(image.Pt(100, 100)), text, tb.Min, draw.Src)
-	return page
-}
-
-// fullLines are 30 lines of 70 to 110 characters, three of the pages
-// package's lines to each: a full page of text.
-func fullLines() []string {
-	var src, out []string
-	for _, p := range [][][]string{pages.Lines, pages.NoisyLines, pages.HeldOutLines} {
-		for _, l := range p {
-			src = append(src, l...)
-		}
-	}
-	for i := 0; i+2 < len(src); i += 3 {
-		out = append(out, strings.Join(src[i:i+3], " "))
-	}
-	return append(out, out...)
+	return pages.A4(renderPage(t, pages.Regular, size, lines))
 }
 
 // TestRecognizeFullPages reads full A4 pages at 150 dpi (the resolution
@@ -47,7 +25,7 @@ func TestRecognizeFullPages(t *testing.T) {
 	det, rec := fastDet(t), latinRec(t)
 	p := DefaultParams()
 	p.Allow = LatinClasses(dict)
-	lines := fullLines()
+	lines := pages.FullPage(slices.Concat(pages.Lines, pages.NoisyLines, pages.HeldOutLines), 0)
 	want := strings.Join(strings.Fields(strings.Join(lines, " ")), " ")
 	for _, size := range []float64{14, 17} {
 		img, err := pages.JPEG(40)(a4Page(t, size, lines))
