@@ -50,8 +50,8 @@ func TestRecognizeFullPages(t *testing.T) {
 func TestFineSide(t *testing.T) {
 	box := func(h int) Quad { return Quad{{0, 0}, {600, 0}, {600, h}, {0, h}} }
 	p := DefaultParams()
-	small := []Quad{box(20), box(22), box(90)}
-	large := []Quad{box(20), box(52), box(60)}
+	small := []Quad{box(20), box(31), box(90)}
+	large := []Quad{box(20), box(32), box(60)}
 	for _, tc := range []struct {
 		name  string
 		quads []Quad

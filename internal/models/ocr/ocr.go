@@ -78,7 +78,7 @@ func DefaultParams() Params {
 	return Params{
 		MaxSide:     960,
 		FineSide:    2048,
-		SmallText:   40,
+		SmallText:   32,
 		Thresh:      0.3,
 		BoxThresh:   0.6,
 		UnclipRatio: 2.0,
@@ -193,9 +193,14 @@ func detect(src *rgbImage, det Runner, maxSide int, p Params) ([]Quad, error) {
 // 11.4 and 1.0% of its characters wrong when detected at 960, and 1.3,
 // 0.46 and 0.35% at its own size; at 1280, 4.2, 1.5 and 0.95%. Large type
 // loses nothing at 960 (33 px type on the same page at 300 dpi, 2480x3508:
-// 0.18% at 960, 0.07% at 1760 for half again the time), so only a page
-// whose median line box is under p.SmallText page pixels high (about 25 px
-// type) is detected again, at its own size up to p.FineSide.
+// 0.18% at 960, 0.07% at 1760 for half again the time; on an A4 page at
+// 150 dpi, 24 and 28 px type read as well at 960, 0.14 and 0.00%), and a
+// second pass costs a sparse page most: the detector at 1754x1248 takes
+// 300-350 ms on one thread, at 960 100-130. So only a page whose median
+// line box is under p.SmallText page pixels high is detected again, at its
+// own size up to p.FineSide: 32 takes in 17 px type (boxes of 27) and 19
+// px (31), and leaves 21 px (32: 0.85% at 960, 0.25% again), 24 px (33)
+// and 28 px (38).
 func fineSide(quads []Quad, w, h int, p Params) int {
 	long := max(w, h)
 	if p.FineSide <= p.MaxSide || long <= p.MaxSide || len(quads) == 0 {
