@@ -145,6 +145,22 @@ type Result struct {
 // top-left one, as [x, y].
 type Quad [4][2]int
 
+// points are the quad's corners as points.
+func (q Quad) points() [4]point {
+	var pts [4]point
+	for i, c := range q {
+		pts[i] = pointOf(c)
+	}
+	return pts
+}
+
+// size is the rectangle a line's crop is warped to: the longer of the
+// top and bottom sides by the longer of the left and right ones.
+func (q Quad) size() (w, h float64) {
+	p := q.points()
+	return math.Max(p[0].dist(p[1]), p[2].dist(p[3])), math.Max(p[0].dist(p[3]), p[1].dist(p[2]))
+}
+
 // ErrEmptyImage is returned for an image with no pixels.
 var ErrEmptyImage = errors.New("ocr: image has no pixels")
 
@@ -208,11 +224,7 @@ func fineSide(quads []Quad, w, h int, p Params) int {
 	}
 	heights := make([]float64, len(quads))
 	for i, q := range quads {
-		var pts [4]point
-		for k, c := range q {
-			pts[k] = pointOf(c)
-		}
-		heights[i] = math.Min(pts[0].dist(pts[1]), pts[0].dist(pts[3]))
+		heights[i] = math.Min(q.size())
 	}
 	sort.Float64s(heights)
 	if heights[len(heights)/2] >= p.SmallText {

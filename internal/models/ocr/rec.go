@@ -51,12 +51,8 @@ type crop struct {
 // at least 1.5 times taller than wide by 90° counterclockwise, as
 // PaddleOCR does for vertical lines. ok is false for a degenerate quad.
 func cutLine(src *rgbImage, q Quad) (crop, bool) {
-	var pts [4]point
-	for i, c := range q {
-		pts[i] = pointOf(c)
-	}
-	cw := math.Max(pts[0].dist(pts[1]), pts[2].dist(pts[3]))
-	ch := math.Max(pts[0].dist(pts[3]), pts[1].dist(pts[2]))
+	pts := q.points()
+	cw, ch := q.size()
 	rotate := ch >= 1.5*cw
 	textH := ch
 	if rotate {
