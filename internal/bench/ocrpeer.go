@@ -325,9 +325,10 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	// own, each group by the fleet, by tesseract a process a page and by
 	// tesseract kept warm in turn, so that the ratio stays over
 	// the pages.
-	small, a4 := &ocrGroup{pages: ps}, &ocrGroup{pages: full}
+	small, a4 := &ocrGroup{sets: ocrSets, pages: ps}, &ocrGroup{sets: ocrFullSets, pages: full}
+	groups := []*ocrGroup{small, a4}
 	for round := range e.size.Rounds {
-		for _, g := range []*ocrGroup{small, a4} {
+		for _, g := range groups {
 			if err := g.read(ctx, c, dir, procs); err != nil {
 				return err
 			}
@@ -340,21 +341,18 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	r.ratio("ocr_pages_per_s_over_tesseract_warm", ratioOfRounds(small.fr, small.wr), "pages/s of the fleet over tesseract's kept warm (a process per core reading a list of pages), same pages, same cores")
 	r.ratio("ocr_a4_pages_per_s_over_tesseract", ratioOfRounds(a4.fr, a4.tr), "full A4 pages: pages/s of the fleet over tesseract's, a process a page")
 	r.ratio("ocr_a4_pages_per_s_over_tesseract_warm", ratioOfRounds(a4.fr, a4.wr), "full A4 pages: pages/s of the fleet over tesseract's kept warm")
-	for _, g := range []*ocrGroup{small, a4} {
+	for _, g := range groups {
 		if n := differing(g.tess, g.warm); n > 0 {
 			r.note(fmt.Sprintf("tesseract kept warm read %d pages otherwise than a process a page; CER is a process a page's", n))
 		}
 	}
 	var tb strings.Builder
 	tb.WriteString("| set | pages | inferq CER | tesseract CER |\n|---|---:|---:|---:|\n")
-	for _, g := range []struct {
-		sets []ocrSet
-		g    *ocrGroup
-	}{{ocrSets, small}, {ocrFullSets, a4}} {
-		ours, theirs := cerBySet(g.g.pages, g.g.fleet), cerBySet(g.g.pages, g.g.tess)
+	for _, g := range groups {
+		ours, theirs := cerBySet(g.pages, g.fleet), cerBySet(g.pages, g.tess)
 		for _, s := range g.sets {
 			n := 0
-			for _, p := range g.g.pages {
+			for _, p := range g.pages {
 				if p.set == s.name {
 					n++
 				}
@@ -375,7 +373,7 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	r.addSection("each round", roundsTable([]string{"inferq pages/s", "tesseract pages/s", "tesseract warm pages/s", "inferq A4 pages/s", "tesseract A4 pages/s", "tesseract warm A4 pages/s"},
 		small.fr, small.tr, small.wr, a4.fr, a4.tr, a4.wr))
 	var wrong strings.Builder
-	for _, g := range []*ocrGroup{small, a4} {
+	for _, g := range groups {
 		for i, p := range g.pages {
 			got := strings.Join(strings.Fields(g.fleet.texts[i]), " ")
 			switch {
@@ -393,9 +391,11 @@ func runOCRPeer(ctx context.Context, e *env, r *Result) error {
 	return nil
 }
 
-// ocrGroup is a group of pages read in phases of their own: each side's
-// pages/s by round and its last readings.
+// ocrGroup is a group of pages read in phases of their own: the sets
+// they were made from, each side's pages/s by round and its last
+// readings.
 type ocrGroup struct {
+	sets              []ocrSet
 	pages             []ocrPage
 	fr, tr, wr        []float64
 	fleet, tess, warm ocrReadings
