@@ -342,10 +342,11 @@ func (d *docRun) endedOnce(t *testing.T) *client.Job {
 }
 
 // TestDocumentPagesOnTwoWorkers: the pages of one document are jobs of
-// their own, run by both of two workers (each takes one page a batch),
-// and the document ends once, with every page in order and one webhook.
+// their own, run by both of two workers (the ocr model runs a page a
+// batch), and the document ends once, with every page in order and one
+// webhook.
 func TestDocumentPagesOnTwoWorkers(t *testing.T) {
-	f := startFleet(t, fleettest.Options{Workers: 2, WorkerEnv: []string{"INFERQ_MAX_BATCH=1"}})
+	f := startFleet(t, fleettest.Options{Workers: 2})
 	d := submitDocument(t, f)
 	d.endedOnce(t)
 	// Each worker counts the jobs it ended: the pages.
@@ -485,7 +486,7 @@ func TestDocumentCanceled(t *testing.T) {
 	}
 	// The cancel answered once the pages were canceled: every page has
 	// ended, those not run canceled (a worker holds at most two batches
-	// of 4 pages at a time, so some are left to cancel whatever the load).
+	// of a page at a time, so some are left to cancel whatever the load).
 	after := count()
 	if after["succeeded"]+after["canceled"] != 30 || after["canceled"] == 0 {
 		t.Fatalf("pages right after the cancel: %v", after)
