@@ -301,7 +301,8 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var fault error
-	// The pages of one document share its input: one GET serves them all.
+	// The pages of one document share its input: one GET serves them all,
+	// and the pages after them (keptInput).
 	byKey := map[string][]*item{}
 	var keys []string
 	for _, it := range items {
@@ -318,11 +319,20 @@ func (l *modelLoop) fetchInputs(ctx context.Context, items []*item) error {
 		byKey[it.job.InputKey] = append(byKey[it.job.InputKey], it)
 	}
 	for _, key := range keys {
+		if data := w.kept.get(key); data != nil {
+			for _, it := range byKey[key] {
+				it.input = data
+			}
+			continue
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer func() { <-sem; wg.Done() }()
 			data, err := w.cfg.Blob.Get(ctx, key, w.cfg.MaxInputBytes)
+			if err == nil && keeps(byKey[key][0].job) {
+				w.kept.keep(key, data)
+			}
 			for _, it := range byKey[key] {
 				switch {
 				case errors.Is(err, blob.ErrNotFound) && w.cfg.Blob.Ping(ctx) != nil:

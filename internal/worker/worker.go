@@ -84,6 +84,9 @@ type Worker struct {
 	// rollouts and shadowCost serve model rollouts (rollout.go).
 	rollouts   rollouts
 	shadowCost *shadowCost
+	// kept is the input of the document whose page was fetched last
+	// (keptinput.go).
+	kept keptInput
 }
 
 // New builds a worker.
