@@ -74,6 +74,9 @@ func (l *modelLoop) fanOut(ctx context.Context, m *models.Model, items []*item) 
 		if err := it.msg.Ack(); err != nil {
 			l.w.log.Warn("ack document", "job", it.job.ID, "err", err)
 		}
+		if it.job.InputKey != "" {
+			l.w.kept.keep(it.job.InputKey, it.input) // for its first pages
+		}
 		l.w.log.Info("document fanned out", "job", it.job.ID, "tenant", it.job.Tenant, "pages", n, "ended_meanwhile", err != nil)
 	}
 }

@@ -1,39 +1,54 @@
 package worker
 
 import (
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/inferq/inferq/internal/jobs"
 )
 
-// keptInput keeps the input of the document whose page this worker
-// fetched last, for its next pages: a document's page jobs all name its
+// keptInput keeps the inputs of the documents whose pages this worker
+// fetched last, for their next pages: a document's page jobs all name its
 // S3 object (jobs.Pages) and reach a worker one after another (the zoo's
 // ocr runs a page a batch), and each would otherwise GET the whole
 // document again, N GETs of it for N pages. The rules:
 //
-//   - Only a page job's input is kept (jobs.PageOf): any other job's
-//     object is its own, never asked for again.
-//   - One input is kept, for at most idle after it was last fetched or
-//     used: it holds a document's bytes, at most INFERQ_MAX_INPUT_BYTES
-//     (the model's open document holds the same slice, models.openDocs).
+//   - Only a document's input is kept: a page job's (jobs.PageOf), and a
+//     document's own once this worker has fanned it out (its first pages
+//     may well come here). Any other job's object is its own, never asked
+//     for again.
+//   - A few are kept, so that pages of documents that run at once (a
+//     premium one among a bulk one's) take turns without a GET each:
+//     at most keptInputs, and keptInputBytes in all, the least recently
+//     used going first; each goes keptInputIdle after it was last kept or
+//     served.
 //   - A job's input is written once, at submit, and never rewritten under
 //     its key: what is kept is what S3 holds, for as long as the key is
 //     asked for.
 type keptInput struct {
 	mu   sync.Mutex
-	idle time.Duration
-	key  string
-	data []byte
-	gen  int // counts keeps and uses, so that an old idle timer drops nothing newer
+	idle time.Duration // keptInputIdle when zero
+	kept []*keptEntry  // least recently used first
+	size int64
 }
 
-// keptInputIdle is how long a kept document outlives its last page here:
-// a document's next page follows within a run's time.
-const keptInputIdle = 10 * time.Second
+type keptEntry struct {
+	key  string
+	data []byte
+	gen  int // counts uses, so that an old idle timer drops nothing newer
+}
 
-// keeps says whether the input of a job is one keptInput keeps.
+const (
+	keptInputs     = 4
+	keptInputBytes = 64 << 20
+	// keptInputIdle is how long a kept document outlives its last page
+	// here: a document's next page follows within a run's time.
+	keptInputIdle = 10 * time.Second
+)
+
+// keeps says whether the input of a job is one keptInput keeps when its
+// page is fetched.
 func keeps(j jobs.Message) bool {
 	_, _, page := jobs.PageOf(j.ID)
 	return page && j.InputKey != ""
@@ -43,25 +58,48 @@ func keeps(j jobs.Message) bool {
 func (k *keptInput) get(key string) []byte {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.data == nil || k.key != key {
+	i := slices.IndexFunc(k.kept, func(e *keptEntry) bool { return e.key == key })
+	if i < 0 {
 		return nil
 	}
-	k.touch()
-	return k.data
+	e := k.kept[i]
+	k.kept = append(slices.Delete(k.kept, i, i+1), e)
+	k.touch(e)
+	return e.data
 }
 
-// keep keeps data as the input under key, in place of the one before.
+// keep keeps data as the input under key, dropping the least recently
+// used past the limits (data itself, when it alone is past them).
 func (k *keptInput) keep(key string, data []byte) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	k.key, k.data = key, data
-	k.touch()
+	k.drop(key)
+	e := &keptEntry{key: key, data: data}
+	k.kept = append(k.kept, e)
+	k.size += int64(len(data))
+	for len(k.kept) > keptInputs || k.size > keptInputBytes {
+		k.drop(k.kept[0].key)
+	}
+	if len(k.kept) > 0 && k.kept[len(k.kept)-1] == e {
+		k.touch(e)
+	}
 }
 
-// touch restarts the idle timer; the caller holds mu.
-func (k *keptInput) touch() {
-	k.gen++
-	gen := k.gen
+// drop forgets the input under key; the caller holds mu.
+func (k *keptInput) drop(key string) {
+	k.kept = slices.DeleteFunc(k.kept, func(e *keptEntry) bool {
+		if e.key == key {
+			k.size -= int64(len(e.data))
+			return true
+		}
+		return false
+	})
+}
+
+// touch restarts e's idle timer; the caller holds mu.
+func (k *keptInput) touch(e *keptEntry) {
+	e.gen++
+	gen := e.gen
 	idle := k.idle
 	if idle <= 0 {
 		idle = keptInputIdle
@@ -69,8 +107,8 @@ func (k *keptInput) touch() {
 	time.AfterFunc(idle, func() {
 		k.mu.Lock()
 		defer k.mu.Unlock()
-		if k.gen == gen {
-			k.key, k.data = "", nil
+		if e.gen == gen && slices.Contains(k.kept, e) {
+			k.drop(e.key)
 		}
 	})
 }

@@ -39,6 +39,7 @@ func TestKeptInputServesNextPages(t *testing.T) {
 		}
 	}
 	l := &modelLoop{w: &Worker{cfg: Config{Blob: bs, FetchParallel: 2, MaxInputBytes: 1 << 20}}}
+	l.w.kept.idle = time.Minute
 	fetch := func(id, key string) *item {
 		t.Helper()
 		it := &item{job: jobs.Message{ID: id, InputKey: key}}
@@ -69,9 +70,9 @@ func TestKeptInputServesNextPages(t *testing.T) {
 // TestKeptInputIdle: a kept input goes once idle for its time, and each
 // use starts that time again.
 func TestKeptInputIdle(t *testing.T) {
-	k := &keptInput{idle: time.Second}
+	k := &keptInput{idle: 1500 * time.Millisecond}
 	k.keep("a", []byte("x"))
-	for range 4 {
+	for range 5 {
 		time.Sleep(300 * time.Millisecond)
 		if k.get("a") == nil {
 			t.Fatal("dropped while in use")
@@ -80,11 +81,47 @@ func TestKeptInputIdle(t *testing.T) {
 	if k.get("b") != nil {
 		t.Error("served under another key")
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for k.get("a") != nil {
 		if time.Now().After(deadline) {
 			t.Fatal("still kept long after its idle time")
 		}
-		time.Sleep(1500 * time.Millisecond)
+		time.Sleep(2 * time.Second)
+	}
+}
+
+// TestKeptInputLimits: at most keptInputs inputs and keptInputBytes in
+// all are kept, the least recently used going first, so that documents
+// whose pages take turns are all served.
+func TestKeptInputLimits(t *testing.T) {
+	k := &keptInput{idle: time.Minute}
+	keys := []string{"a", "b", "c", "d"}
+	for _, key := range keys {
+		k.keep(key, []byte(key))
+	}
+	for range 3 { // pages of four documents taking turns
+		for _, key := range keys {
+			if string(k.get(key)) != key {
+				t.Fatalf("%s not served among %d documents", key, len(keys))
+			}
+		}
+	}
+	k.get("a") // a is now the most recent, b the least
+	k.keep("e", []byte("e"))
+	if k.get("b") != nil || k.get("a") == nil || k.get("e") == nil {
+		t.Error("a fifth input did not drop the least recently used")
+	}
+	big := make([]byte, keptInputBytes/2+1)
+	k.keep("big1", big)
+	k.keep("big2", big)
+	if k.get("big1") != nil || k.get("big2") == nil {
+		t.Error("two inputs past the byte limit together were both kept")
+	}
+	if k.size != int64(len(big)) {
+		t.Errorf("size %d, want %d (big2 alone)", k.size, len(big))
+	}
+	k.keep("huge", make([]byte, keptInputBytes+1))
+	if k.get("huge") != nil || k.size != 0 {
+		t.Errorf("an input past the byte limit alone was kept (size %d)", k.size)
 	}
 }

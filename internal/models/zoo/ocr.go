@@ -44,8 +44,8 @@ func BuildOCRModel(outDir, srcDir string) (Result, error) {
 		OCRMultilingualRec: filepath.Join(srcDir, OCRRecSource),
 		OCRDictSource:      filepath.Join(srcDir, OCRDictSource),
 	}
-	// The key's first part counts the manifest's revisions, so that a
-	// changed manifest is rebuilt (2: documents; 3: a page a run).
+	// The key's first part names the manifest's revision, so that a
+	// changed manifest is rebuilt ("ocr/1+documents" before a page a run).
 	key := "ocr/3+" + ocr.DerivedModelsVersion
 	for _, fn := range []string{"det.onnx", OCRMultilingualRec, OCRDictSource} {
 		sum, _, err := hashFile(srcs[fn])
