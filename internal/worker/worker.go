@@ -84,8 +84,8 @@ type Worker struct {
 	// rollouts and shadowCost serve model rollouts (rollout.go).
 	rollouts   rollouts
 	shadowCost *shadowCost
-	// kept is the input of the document whose page was fetched last
-	// (keptinput.go).
+	// kept holds the inputs of the documents whose pages were fetched
+	// last (keptinput.go).
 	kept keptInput
 }
 
