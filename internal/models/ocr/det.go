@@ -51,20 +51,25 @@ func DetInput(img image.Image, maxSide int) (tensor []float32, h, w int) {
 
 func detInputRGB(src *rgbImage, maxSide int) ([]float32, int, int) {
 	w, h := DetSize(src.w, src.h, maxSide)
-	px := resample(src.pix, src.w, src.h, w, h)
 	out := make([]float32, 3*h*w)
 	plane := h * w
-	for c := 0; c < 3; c++ {
-		sc := c // source channel (R,G,B) feeding input channel c
+	var sc [3]int // the source channel (R,G,B) feeding input channel c
+	var mean, inv [3]float32
+	for c := range 3 {
+		sc[c] = c
 		if detBGR {
-			sc = 2 - c
+			sc[c] = 2 - c
 		}
-		mean, inv := detMean[c]*255, 1/(detStd[c]*255)
-		o := out[c*plane : (c+1)*plane]
-		for i := range o {
-			o[i] = (px[i*3+sc] - mean) * inv
-		}
+		mean[c], inv[c] = detMean[c]*255, 1/(detStd[c]*255)
 	}
+	resampleRows(src.pix, src.w, src.h, w, h, func(y int, px []float32) {
+		for c := range 3 {
+			o := out[c*plane+y*w : c*plane+(y+1)*w]
+			for x := range o {
+				o[x] = (px[x*3+sc[c]] - mean[c]) * inv[c]
+			}
+		}
+	})
 	return out, h, w
 }
 

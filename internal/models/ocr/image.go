@@ -25,12 +25,25 @@ func toRGB(img image.Image) (*rgbImage, error) {
 	if b.Dx() <= 0 || b.Dy() <= 0 {
 		return nil, ErrEmptyImage
 	}
+	w, h := b.Dx(), b.Dy()
+	if g, ok := img.(*image.Gray); ok {
+		// A grey page (a scan, a rendered document page) is opaque: each
+		// value thrice, without drawing it onto RGBA first.
+		out := &rgbImage{w: w, h: h, pix: make([]uint8, w*h*3)}
+		for y := 0; y < h; y++ {
+			row := g.Pix[y*g.Stride:][:w] // Pix starts at Rect.Min, a sub-image's too
+			o := out.pix[y*w*3 : (y+1)*w*3]
+			for x, v := range row {
+				o[x*3], o[x*3+1], o[x*3+2] = v, v, v
+			}
+		}
+		return out, nil
+	}
 	rgba, ok := img.(*image.RGBA)
 	if !ok || rgba.Rect.Min != (image.Point{}) {
 		rgba = image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
 		draw.Draw(rgba, rgba.Rect, img, b.Min, draw.Src)
 	}
-	w, h := b.Dx(), b.Dy()
 	out := &rgbImage{w: w, h: h, pix: make([]uint8, w*h*3)}
 	for y := 0; y < h; y++ {
 		row := rgba.Pix[y*rgba.Stride : y*rgba.Stride+w*4]
@@ -52,18 +65,47 @@ func sat(v int) uint8 {
 	return uint8(v)
 }
 
-// resample resizes an interleaved 3-channel image (sw x sh) to dw x dh with
-// a triangle filter widened by the reduction factor: plain bilinear when
-// enlarging, area-like averaging when shrinking, so that strokes thinner
-// than the step do not vanish the way they do under cv2's INTER_LINEAR.
-// The result is interleaved float32 in the source's value range.
+// resample resizes an interleaved 3-channel image (sw x sh) to dw x dh
+// (resampleRows) and returns it whole: interleaved float32 in the source's
+// value range.
 func resample[T uint8 | float32](src []T, sw, sh, dw, dh int) []float32 {
+	dst := make([]float32, dh*dw*3)
+	resampleRows(src, sw, sh, dw, dh, func(y int, px []float32) { copy(dst[y*dw*3:], px) })
+	return dst
+}
+
+// resampleRows resizes an interleaved 3-channel image (sw x sh) to dw x dh
+// with a triangle filter widened by the reduction factor: plain bilinear
+// when enlarging, area-like averaging when shrinking, so that strokes
+// thinner than the step do not vanish the way they do under cv2's
+// INTER_LINEAR. It hands each destination row, interleaved float32 in the
+// source's value range, to row, top to bottom; the slice is reused for the
+// next row. It holds only the source rows, resized across, that one
+// destination row reads, not the whole image resized across: a page
+// detected at its own size (an A4 page at 150 dpi) made two 26 MB
+// intermediates per pass, fresh memory the page faulted in while ONNX
+// Runtime's own buffers pushed it out of the cache.
+func resampleRows[T uint8 | float32](src []T, sw, sh, dw, dh int, row func(y int, px []float32)) {
 	xs, xw := filterWeights(sw, dw)
 	ys, yw := filterWeights(sh, dh)
-	tmp := make([]float32, sh*dw*3)
-	for y := 0; y < sh; y++ {
-		srow := src[y*sw*3 : (y+1)*sw*3]
-		trow := tmp[y*dw*3 : (y+1)*dw*3]
+	// Destination rows read source rows in windows that only move down,
+	// so a ring as deep as the widest window holds every row one reads.
+	taps := 1
+	for _, w := range yw {
+		taps = max(taps, len(w))
+	}
+	ring := make([]float32, taps*dw*3)
+	held := make([]int, taps) // the source row in each slot; -1: none
+	for i := range held {
+		held[i] = -1
+	}
+	across := func(sy int) []float32 {
+		slot := sy % taps
+		trow := ring[slot*dw*3 : (slot+1)*dw*3]
+		if held[slot] == sy {
+			return trow
+		}
+		srow := src[sy*sw*3 : (sy+1)*sw*3]
 		for x := 0; x < dw; x++ {
 			var r, g, b float32
 			s := xs[x] * 3
@@ -75,18 +117,19 @@ func resample[T uint8 | float32](src []T, sw, sh, dw, dh int) []float32 {
 			}
 			trow[x*3], trow[x*3+1], trow[x*3+2] = r, g, b
 		}
+		held[slot] = sy
+		return trow
 	}
-	dst := make([]float32, dh*dw*3)
+	drow := make([]float32, dw*3)
 	for y := 0; y < dh; y++ {
-		drow := dst[y*dw*3 : (y+1)*dw*3]
+		clear(drow)
 		for k, wt := range yw[y] {
-			trow := tmp[(ys[y]+k)*dw*3 : (ys[y]+k+1)*dw*3]
-			for i, v := range trow {
+			for i, v := range across(ys[y] + k) {
 				drow[i] += wt * v
 			}
 		}
+		row(y, drow)
 	}
-	return dst
 }
 
 // filterWeights gives, for each destination index, the first source index
