@@ -359,6 +359,12 @@ func spacingOf(dict []string) func(int) spacing {
 // finds a gap (see SpaceRule and insertSpaces). The score is the mean
 // probability of the characters the model emitted, 0 when none is.
 func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule) (string, float32) {
+	return decodeWithInk(probs, T, C, dict, allow, rule, lineInk{})
+}
+
+// decodeWithInk is DecodeCTC with the line's ink, by which caseByHeight
+// settles the case of the letters whose shapes differ only in size.
+func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule, ink lineInk) (string, float32) {
 	if C <= 0 || T <= 0 {
 		return "", 0
 	}
@@ -366,6 +372,7 @@ func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule Spac
 	space := len(dict) + 1
 	chars := greedyCTC(probs, T, C, allow)
 	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
+	caseByHeight(chars, dict, ink, T)
 	var spaceProb []float32
 	if space < C {
 		spaceProb = make([]float32, T)

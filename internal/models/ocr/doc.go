@@ -56,8 +56,11 @@
 //     pitches apart. The model's own spaces are kept; no space goes beside
 //     Han, kana or full-width characters, before closing punctuation or
 //     after an opening bracket; a space always follows ,;: between
-//     letters, and none goes inside a decimal number. FixCase then mends
-//     case twins (c o s u v w x z, l/I) and 0/O by the word around them.
+//     letters, and none goes inside a decimal number. Case twins (c o s
+//     u v w x z) and a '0' drawn small take the case their glyph's height
+//     gives, against the line's small letters and capitals, in the ink
+//     of the recognizer's own input (caseByHeight); FixCase then mends
+//     the rest (twins, l/I, 0/O) by the word around them.
 //     A line's score is the mean probability of
 //     the characters the model emitted. Lines whose text is empty, or
 //     whose score is under Params.DropScore, are left out.

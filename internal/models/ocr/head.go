@@ -114,13 +114,13 @@ func pruneHead(e *onnxpb.Editable, keep []int) error {
 // head scores either every class (blank, dict, space) or only LatinHead's
 // (a head pruned by PruneHead): the pruned head's classes are mapped back
 // to their characters, and allow to the classes kept.
-func headDecoder(dict []string, allow []bool, rule SpaceRule) func(probs []float32, T, C int) (string, float32) {
+func headDecoder(dict []string, allow []bool, rule SpaceRule) decodeFunc {
 	var keep []int
 	var subDict []string
 	var subAllow []bool
-	return func(probs []float32, T, C int) (string, float32) {
+	return func(probs []float32, T, C int, ink lineInk) (string, float32) {
 		if C == len(dict)+2 {
-			return DecodeCTC(probs, T, C, dict, allow, rule)
+			return decodeWithInk(probs, T, C, dict, allow, rule, ink)
 		}
 		if keep == nil {
 			keep = LatinHead(dict)
@@ -128,9 +128,9 @@ func headDecoder(dict []string, allow []bool, rule SpaceRule) func(probs []float
 		}
 		if C != len(keep) {
 			// Neither head: read it as the dictionary says, as before.
-			return DecodeCTC(probs, T, C, dict, allow, rule)
+			return decodeWithInk(probs, T, C, dict, allow, rule, ink)
 		}
-		return DecodeCTC(probs, T, C, subDict, subAllow, rule)
+		return decodeWithInk(probs, T, C, subDict, subAllow, rule, ink)
 	}
 }
 

@@ -152,7 +152,7 @@ func TestPrunedHeadReadsAsFull(t *testing.T) {
 					steps++
 				}
 				a, _ := DecodeCTC(f.probs, f.T, f.C, dict, latin, rule)
-				b, _ := headDecoder(dict, latin, rule)(p.probs, p.T, p.C)
+				b, _ := headDecoder(dict, latin, rule)(p.probs, p.T, p.C, lineInk{})
 				if a != b {
 					t.Errorf("line %d: full head reads %q, pruned %q", l, a, b)
 				}
@@ -206,8 +206,8 @@ func TestLatinRecognizerReadsAsPruned(t *testing.T) {
 						flips++
 					}
 				}
-				ta, _ := read(a[l].probs, a[l].T, a[l].C)
-				tb, _ := read(b[l].probs, b[l].T, b[l].C)
+				ta, _ := read(a[l].probs, a[l].T, a[l].C, a[l].ink)
+				tb, _ := read(b[l].probs, b[l].T, b[l].C, b[l].ink)
 				if ta != tb {
 					t.Errorf("line %d: pruned reads %q, folded %q", l, ta, tb)
 				}

@@ -32,7 +32,7 @@ func readPageVariants(t testing.TB, det, rec Runner, img image.Image, variants [
 	out := make([][]string, len(variants))
 	for v, dec := range variants {
 		for _, r := range regions {
-			if text, score := dec(r.probs, r.T, r.C); text != "" && score >= DefaultParams().DropScore {
+			if text, score := dec(r.probs, r.T, r.C, r.ink); text != "" && score >= DefaultParams().DropScore {
 				out[v] = append(out[v], text)
 			}
 		}
@@ -49,9 +49,9 @@ func TestRecognizeNoisyPagesCER(t *testing.T) {
 	latin := LatinClasses(dict)
 	rule := DefaultSpaceRule()
 	variants := []decodeFunc{
-		func(p []float32, T, C int) (string, float32) { return DecodeCTC(p, T, C, dict, nil, rule) },
-		func(p []float32, T, C int) (string, float32) { return DecodeCTC(p, T, C, dict, latin, rule) },
-		func(p []float32, T, C int) (string, float32) {
+		func(p []float32, T, C int, _ lineInk) (string, float32) { return DecodeCTC(p, T, C, dict, nil, rule) },
+		func(p []float32, T, C int, _ lineInk) (string, float32) { return DecodeCTC(p, T, C, dict, latin, rule) },
+		func(p []float32, T, C int, _ lineInk) (string, float32) {
 			s, sc := DecodeCTC(p, T, C, dict, latin, rule)
 			return FixCase(s), sc
 		},
@@ -62,8 +62,8 @@ func TestRecognizeNoisyPagesCER(t *testing.T) {
 	// does, and decodes as the pipeline does.
 	pruned := latinRec(t)
 	headRead := headDecoder(dict, latin, rule)
-	viaHead := func(p []float32, T, C int) (string, float32) {
-		s, sc := headRead(p, T, C)
+	viaHead := func(p []float32, T, C int, ink lineInk) (string, float32) {
+		s, sc := headRead(p, T, C, ink)
 		return FixCase(s), sc
 	}
 	fonts := []struct {

@@ -252,11 +252,11 @@ func recognizeQuads(src *rgbImage, quads []Quad, rec Runner, dict []string, p Pa
 	read := headDecoder(dict, p.Allow, p.Spaces)
 	checked := false
 	var headErr error
-	decode := func(probs []float32, T, C int) (string, float32) {
+	decode := func(probs []float32, T, C int, ink lineInk) (string, float32) {
 		if !checked {
 			checked, headErr = true, checkHead(dict, p.Allow, C)
 		}
-		text, score := read(probs, T, C)
+		text, score := read(probs, T, C, ink)
 		return FixCase(text), score
 	}
 	texts, scores, err := recognizeLines(src, quads, rec, decode, p.RecBatch, p.RecSpread)

@@ -127,9 +127,9 @@ func (c crop) rot90() crop {
 
 func (c crop) ratio() float64 { return float64(c.w) / float64(c.h) }
 
-// decodeFunc turns one line's T x C recognizer output into its text and
-// score.
-type decodeFunc func(probs []float32, T, C int) (string, float32)
+// decodeFunc turns one line's T x C recognizer output, and the line's ink,
+// into its text and score.
+type decodeFunc func(probs []float32, T, C int, ink lineInk) (string, float32)
 
 // recognizeLines reads each quad's text. Lines go to the recognizer in
 // runs of similar width-to-height ratio (sorted as PaddleOCR does), at
@@ -167,7 +167,7 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 		for k, o := range part {
 			lines[k] = crops[o]
 		}
-		in, n, width := recInput(lines)
+		in, n, width, inks := recInput(lines)
 		outs, err := rec.Run([]ort.Tensor{{
 			Shape:   []int64{int64(n), 3, recHeight, int64(width)},
 			DType:   ort.Float32,
@@ -185,7 +185,7 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 		}
 		for k, o := range part {
 			step := int(T * C)
-			t, s := decode(outs[0].Float32[k*step:(k+1)*step], int(T), int(C))
+			t, s := decode(outs[0].Float32[k*step:(k+1)*step], int(T), int(C), inks[k])
 			texts[idx[o]], scores[idx[o]] = t, s
 		}
 	}
@@ -197,7 +197,7 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 // (v/255-0.5)/0.5, and zero-padded on the right to the batch's width
 // (48 times the widest ratio, at most 48*100, plus recPad; at least
 // recMinWidth).
-func recInput(lines []crop) (tensor []float32, n, width int) {
+func recInput(lines []crop) (tensor []float32, n, width int, inks []lineInk) {
 	maxRatio := 0.0
 	for _, c := range lines {
 		maxRatio = math.Max(maxRatio, c.ratio())
@@ -207,11 +207,18 @@ func recInput(lines []crop) (tensor []float32, n, width int) {
 	n = len(lines)
 	plane := recHeight * width
 	out := make([]float32, n*3*plane)
+	inks = make([]lineInk, n)
 	for k, c := range lines {
 		rw := int(math.Ceil(recHeight * c.ratio()))
 		rw = min(max(rw, 1), width)
 		px := resample(c.pix, c.w, c.h, rw, recHeight)
 		stretchContrast(px)
+		lum := make([]float32, rw*recHeight)
+		for i := range lum {
+			lum[i] = (px[i*3] + px[i*3+1] + px[i*3+2]) / 3
+		}
+		inks[k] = inkOf(lum, rw, recHeight)
+		inks[k].w = width // the run's width: what the recognizer's steps span
 		base := out[k*3*plane:]
 		for ch := 0; ch < 3; ch++ {
 			sc := 2 - ch // B, G, R: the order the recognizer was trained on
@@ -223,7 +230,7 @@ func recInput(lines []crop) (tensor []float32, n, width int) {
 			}
 		}
 	}
-	return out, n, width
+	return out, n, width, inks
 }
 
 // stretchContrast spreads a faint line over the whole range: when the

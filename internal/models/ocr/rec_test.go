@@ -71,7 +71,7 @@ func TestRecInputLayout(t *testing.T) {
 		}
 		return c
 	}
-	in, n, width := recInput([]crop{mk(96, 48, 255, 0, 51), mk(48, 24, 0, 255, 255)})
+	in, n, width, _ := recInput([]crop{mk(96, 48, 255, 0, 51), mk(48, 24, 0, 255, 255)})
 	if n != 2 || width != 96+recPad || len(in) != 2*3*48*width {
 		t.Fatalf("n=%d width=%d len=%d, want 2, %d (the lines' width and recPad, no more)", n, width, len(in), 96+recPad)
 	}
@@ -85,22 +85,22 @@ func TestRecInputLayout(t *testing.T) {
 		t.Fatal("padding must start right after the line's 96 columns and be 0")
 	}
 	// A line narrower than a square still gets a square run.
-	_, _, width = recInput([]crop{mk(10, 40, 0, 0, 0)})
+	_, _, width, _ = recInput([]crop{mk(10, 40, 0, 0, 0)})
 	if width != recMinWidth {
 		t.Fatalf("width %d, want %d", width, recMinWidth)
 	}
 	// A line of 40 heights (a full line of an A4 page) keeps its width; a
 	// longer one than 100 heights is squeezed to 100.
-	_, _, width = recInput([]crop{mk(400, 10, 0, 0, 0)})
+	_, _, width, _ = recInput([]crop{mk(400, 10, 0, 0, 0)})
 	if width != 48*40+recPad {
 		t.Fatalf("width %d, want %d", width, 48*40+recPad)
 	}
-	_, _, width = recInput([]crop{mk(5000, 10, 0, 0, 0)})
+	_, _, width, _ = recInput([]crop{mk(5000, 10, 0, 0, 0)})
 	if width != 48*100+recPad {
 		t.Fatalf("width %d, want %d", width, 48*100+recPad)
 	}
 	// A long line gets recPad of padding beyond its end.
-	_, _, width = recInput([]crop{mk(480, 48, 0, 0, 0)})
+	_, _, width, _ = recInput([]crop{mk(480, 48, 0, 0, 0)})
 	if width != 480+recPad {
 		t.Fatalf("width %d, want %d", width, 480+recPad)
 	}
@@ -128,7 +128,7 @@ func TestRecognitionRuns(t *testing.T) {
 	for _, w := range []int{1008, 96, 144, 101, 960} {
 		quads = append(quads, Quad{{0, 0}, {w, 0}, {w, 48}, {0, 48}})
 	}
-	none := func([]float32, int, int) (string, float32) { return "", 0 }
+	none := func([]float32, int, int, lineInk) (string, float32) { return "", 0 }
 	for _, tc := range []struct {
 		batch  int
 		spread float64

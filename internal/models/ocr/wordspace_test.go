@@ -32,6 +32,7 @@ var spaceLines = append(slices.Concat(pages.Lines...),
 type lineProbs struct {
 	probs []float32
 	T, C  int
+	ink   lineInk
 }
 
 func readLineProbs(t testing.TB, det, rec Runner, ttf []byte, size float64, text string) []lineProbs {
@@ -54,10 +55,10 @@ func readImageProbs(t testing.TB, det, rec Runner, img image.Image) []lineProbs 
 	quads := Boxes(outs[0].Float32[:h*w], h, w, src.w, src.h, p)
 	got := make([]lineProbs, len(quads))
 	var k int
-	capture := func(probs []float32, T, C int) (string, float32) {
+	capture := func(probs []float32, T, C int, ink lineInk) (string, float32) {
 		// recognizeLines decodes in its own order; the index travels in
 		// the text and is read back below.
-		got[k] = lineProbs{slices.Clone(probs), T, C}
+		got[k] = lineProbs{slices.Clone(probs), T, C, ink}
 		k++
 		return fmt.Sprint(k - 1), 1
 	}
