@@ -372,7 +372,7 @@ func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule 
 	space := len(dict) + 1
 	chars := greedyCTC(probs, T, C, allow)
 	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
-	caseByHeight(chars, dict, ink, T)
+	caseByHeight(chars, dict, allow, ink, T)
 	var spaceProb []float32
 	if space < C {
 		spaceProb = make([]float32, T)

@@ -104,8 +104,10 @@ const (
 // (xHeightRefs, capHeightRefs), measured the same way and clearly apart;
 // a twin within 35% of the gap from one height takes that case, and the
 // rest is left to FixCase. chars' classes index dict from 1; T is the
-// recognizer's steps across ink.w columns.
-func caseByHeight(chars []ctcChar, dict []string, ink lineInk, T int) {
+// recognizer's steps across ink.w columns. A character is only ever made
+// one that allow (DecodeCTC's; nil: all) lets the decoding read: a model
+// that reads digits alone keeps its zeros.
+func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T int) {
 	if len(ink.boxes) == 0 || T <= 0 || len(chars) == 0 {
 		return
 	}
@@ -210,7 +212,7 @@ func caseByHeight(chars []ctcChar, dict []string, ink lineInk, T int) {
 		default:
 			continue
 		}
-		if k, ok := class[want]; ok {
+		if k, ok := class[want]; ok && (allow == nil || k < len(allow) && allow[k]) {
 			chars[i].class = k
 		}
 	}

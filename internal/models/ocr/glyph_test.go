@@ -49,10 +49,12 @@ func (l glyphLine) rect(x0, x1, y0, y1 int) {
 	}
 }
 
-func (l glyphLine) read() string {
+func (l glyphLine) read() string { return l.readAllowing(nil) }
+
+func (l glyphLine) readAllowing(allow []bool) string {
 	dict := strings.Split(testGlyphDict, "")
 	chars := slices.Clone(l.chars)
-	caseByHeight(chars, dict, inkOf(l.lum, l.w, recHeight), len(chars))
+	caseByHeight(chars, dict, allow, inkOf(l.lum, l.w, recHeight), len(chars))
 	var sb strings.Builder
 	for _, c := range chars {
 		if c.class > len(dict) {
@@ -99,6 +101,13 @@ func TestCaseByHeight(t *testing.T) {
 	l.rect(5, 17, 11, 40)
 	if got := l.read(); got != "Lx aem BD" {
 		t.Errorf("touching glyphs: %q, want %q", got, "Lx aem BD")
+	}
+	// A model that may not read 'o' (a charset of digits and capitals)
+	// keeps its small zero.
+	l = drawLine("n0. BD", []int{x, x, 3, 0, X, X})
+	allow := CharsetClasses(strings.Split(testGlyphDict, ""), strings.Split("BDLnX0.", ""))
+	if got := l.readAllowing(allow); got != "n0. BD" {
+		t.Errorf("a charset without o: %q, want %q", got, "n0. BD")
 	}
 	// A thin shard beside a small O, in its window but not over it, is
 	// not taken for part of it.
