@@ -196,7 +196,8 @@ func recognizeLines(src *rgbImage, quads []Quad, rec Runner, decode decodeFunc, 
 // resized to height 48 keeping its ratio, channels B,G,R, values
 // (v/255-0.5)/0.5, and zero-padded on the right to the batch's width
 // (48 times the widest ratio, at most 48*100, plus recPad; at least
-// recMinWidth).
+// recMinWidth). inks are the lines' ink as the recognizer sees it (inkOf,
+// across the batch's width), for decoding (caseByHeight).
 func recInput(lines []crop) (tensor []float32, n, width int, inks []lineInk) {
 	maxRatio := 0.0
 	for _, c := range lines {
