@@ -83,12 +83,13 @@ func inkOf(lum []float32, w, h int) lineInk {
 }
 
 // Letters whose height on a line is known from the letter alone: small
-// letters without ascender or descender, and capitals, digits and
-// ascenders (within a few percent of each other in most faces). Case
-// twins, 'i' and 'j' (dots), and 't' (short) are in neither.
+// letters without ascender or descender, and capitals and ascenders
+// (within a few percent of each other in most faces). Case twins, 'i' and
+// 'j' (dots), 't' (short) and digits (old-style figures stand as high as
+// small letters) are in neither.
 const (
 	xHeightRefs   = "aemnr"
-	capHeightRefs = "ABDEFGHKLMNPRTY123456789bdfhkl"
+	capHeightRefs = "ABDEFGHKLMNPRTYbdfhkl"
 )
 
 // caseByHeight settles the case of the case twins (caseTwins) and reads a
@@ -111,43 +112,52 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 	if len(ink.boxes) == 0 || T <= 0 || len(chars) == 0 {
 		return
 	}
-	class := make(map[string]int, len(dict))
-	for i, s := range dict {
-		class[s] = i + 1
-	}
-	text := func(c ctcChar) string {
-		if c.class < 1 || c.class > len(dict) {
+	text := func(i int) string {
+		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
 			return ""
 		}
-		return dict[c.class-1]
+		return dict[chars[i].class-1]
 	}
 	cols := float64(ink.w) / float64(T)
 	var idx []int // the characters that get a window, left to right
-	for i, c := range chars {
-		if s := text(c); s != "" && s != " " {
+	for i := range chars {
+		if s := text(i); s != "" && s != " " {
 			idx = append(idx, i)
 		}
 	}
 	if len(idx) == 0 {
 		return
 	}
-	cx := func(i int) float64 { return (chars[i].centre() + 0.5) * cols }
-	inWindow := make([][]inkBox, len(chars))
+	cx := func(k int) float64 { return (chars[idx[k]].centre() + 0.5) * cols }
+	// inWindow[k] are the components whose centre is in the k-th
+	// character's window; covered[k] says a component in another's window
+	// spans this character's centre: its glyph ran into a neighbour's, and
+	// what is left in its own window is a shard ("KX" in a condensed
+	// italic, where K's piece takes most of the X).
+	inWindow := make([][]inkBox, len(idx))
+	covered := make([]bool, len(idx))
 	for _, b := range ink.boxes {
 		mid := float64(b.x0+b.x1) / 2
 		// the first character whose window reaches past mid
-		k := sort.Search(len(idx)-1, func(k int) bool { return (cx(idx[k])+cx(idx[k+1]))/2 >= mid })
-		inWindow[idx[k]] = append(inWindow[idx[k]], b)
+		w := sort.Search(len(idx)-1, func(k int) bool { return (cx(k)+cx(k+1))/2 >= mid })
+		inWindow[w] = append(inWindow[w], b)
+		for k := range idx {
+			if k != w && float64(b.x0) <= cx(k) && cx(k) <= float64(b.x1) {
+				covered[k] = true
+			}
+		}
 	}
 	// A character's glyph is the largest component in its window, with
 	// the pieces that stand over or under it (at least half of the
 	// narrower's columns shared): a glyph the binarization broke (the thin
 	// diagonals of a small W) is whole again, and a shard of a neighbour
-	// beside it is not taken in.
-	boxes := make([]inkBox, len(chars))
-	found := make([]bool, len(chars))
-	for i, bs := range inWindow {
-		if len(bs) == 0 {
+	// beside it is not taken in. It is measured only when its ink stays
+	// within its neighbours' centres and no neighbour's covers its own:
+	// glyphs run together (touching letters, a blur) say nothing of
+	// either's height.
+	heights := make([]int, len(idx)) // 0: not measured
+	for k, bs := range inWindow {
+		if len(bs) == 0 || covered[k] {
 			continue
 		}
 		m := slices.MaxFunc(bs, func(a, b inkBox) int { return a.n - b.n })
@@ -158,30 +168,19 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 				u.x0, u.x1, u.y0, u.y1 = min(u.x0, b.x0), max(u.x1, b.x1), min(u.y0, b.y0), max(u.y1, b.y1)
 			}
 		}
-		boxes[i], found[i] = u, true
-	}
-	height := func(i int) (int, bool) {
-		if !found[i] {
-			return 0, false
-		}
-		k := slices.Index(idx, i)
-		b := boxes[i]
-		if k > 0 && float64(b.x0) < cx(idx[k-1]) || k+1 < len(idx) && float64(b.x1) > cx(idx[k+1]) {
-			return 0, false
-		}
-		return b.height(), true
-	}
-	var xs, cs []int
-	for i, c := range chars {
-		h, ok := height(i)
-		if !ok {
+		if k > 0 && float64(u.x0) < cx(k-1) || k+1 < len(idx) && float64(u.x1) > cx(k+1) {
 			continue
 		}
-		switch s := text(c); {
+		heights[k] = u.height()
+	}
+	var xs, cs []int
+	for k, i := range idx {
+		switch s := text(i); {
+		case heights[k] == 0:
 		case strings.Contains(xHeightRefs, s):
-			xs = append(xs, h)
+			xs = append(xs, heights[k])
 		case strings.Contains(capHeightRefs, s):
-			cs = append(cs, h)
+			cs = append(cs, heights[k])
 		}
 	}
 	if len(xs) == 0 || len(cs) == 0 {
@@ -191,29 +190,28 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 	if hc < 1.2*hx || hc-hx < 3 {
 		return
 	}
-	for i, c := range chars {
-		s := text(c)
-		if len(s) != 1 || !strings.Contains(caseTwins+"0", s) {
+	digit := func(i int) bool { s := text(i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	for k, i := range idx {
+		s := text(i)
+		if len(s) != 1 || !strings.Contains(caseTwins+"0", s) || heights[k] == 0 {
 			continue
 		}
-		h, ok := height(i)
-		if !ok {
-			continue
-		}
-		r := (float64(h) - hx) / (hc - hx)
+		r := (float64(heights[k]) - hx) / (hc - hx)
 		var want string
 		switch {
 		case r >= 0.65 && s != "0":
 			want = strings.ToUpper(s)
-		case r <= 0.35 && s == "0":
+		case r <= 0.35 && s == "0" && !digit(i-1) && !digit(i+1):
+			// A zero beside a digit stays one: old-style figures stand
+			// as high as small letters ("100" in a book face).
 			want = "o"
-		case r <= 0.35:
+		case r <= 0.35 && s != "0":
 			want = strings.ToLower(s)
 		default:
 			continue
 		}
-		if k, ok := class[want]; ok && (allow == nil || k < len(allow) && allow[k]) {
-			chars[i].class = k
+		if c := slices.Index(dict, want) + 1; c > 0 && (allow == nil || c < len(allow) && allow[c]) {
+			chars[i].class = c
 		}
 	}
 }

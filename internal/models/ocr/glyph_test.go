@@ -20,7 +20,7 @@ type glyphLine struct {
 	chars []ctcChar
 }
 
-const testGlyphDict = "aemnrBDLxXoO0sSwW.-"
+const testGlyphDict = "aemnrBDKLxXoO01sSwW.-"
 
 func drawLine(text string, heights []int) glyphLine {
 	w := 8 * len(heights)
@@ -101,6 +101,20 @@ func TestCaseByHeight(t *testing.T) {
 	l.rect(5, 17, 11, 40)
 	if got := l.read(); got != "Lx aem BD" {
 		t.Errorf("touching glyphs: %q, want %q", got, "Lx aem BD")
+	}
+	// Old-style figures stand as high as small letters: a zero beside a
+	// digit stays a zero.
+	if got := drawLine("am 100 BD", []int{x, x, 0, x, x, x, 0, X, X}).read(); got != "am 100 BD" {
+		t.Errorf("old-style figures: %q, want %q", got, "am 100 BD")
+	}
+	// A glyph run into its neighbour on one side only: the piece of K
+	// and most of X lies in K's window, and the shard left in X's says
+	// nothing of X.
+	l = drawLine("KX aem BD", []int{0, 0, 0, x, x, x, 0, X, X})
+	l.rect(1, 12, 11, 40)
+	l.rect(14, 14, 33, 40)
+	if got := l.read(); got != "KX aem BD" {
+		t.Errorf("a shard left of a glyph run into its neighbour: %q, want %q", got, "KX aem BD")
 	}
 	// A model that may not read 'o' (a charset of digits and capitals)
 	// keeps its small zero.
