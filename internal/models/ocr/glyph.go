@@ -100,11 +100,13 @@ const (
 // (the columns nearer that character's centre than its neighbours',
 // spaces aside); a character's glyph is the largest component in its
 // window with the pieces above or below it. A glyph whose ink reaches past
-// a neighbour's centre is glyphs run together (touching letters, a blur)
-// and is not measured. The line needs both kinds of reference letters
-// (xHeightRefs, capHeightRefs), measured the same way and clearly apart;
-// a twin within 35% of the gap from one height takes that case, and the
-// rest is left to FixCase. chars' classes index dict from 1; T is the
+// a neighbour's centre, or whose own centre a neighbour's piece covers, is
+// glyphs run together (touching letters, a blur) and is not measured. The
+// line needs both kinds of reference letters (xHeightRefs,
+// capHeightRefs), measured the same way and clearly apart; a twin within
+// 35% of the gap from one height takes that case, a zero as small as the
+// small letters becomes 'o' unless a digit stands beside it, and the rest
+// is left to FixCase. chars' classes index dict from 1; T is the
 // recognizer's steps across ink.w columns. A character is only ever made
 // one that allow (DecodeCTC's; nil: all) lets the decoding read: a model
 // that reads digits alone keeps its zeros.
