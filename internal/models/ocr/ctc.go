@@ -362,7 +362,8 @@ func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule Spac
 	return decodeWithInk(probs, T, C, dict, allow, rule, lineInk{})
 }
 
-// decodeWithInk is DecodeCTC with the line's ink, by which caseByHeight
+// decodeWithInk is DecodeCTC with the line's ink, by which lostMarks puts
+// back the full stops and commas the blank outweighed and caseByHeight
 // settles the case of the letters whose shapes differ only in size.
 func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule, ink lineInk) (string, float32) {
 	if C <= 0 || T <= 0 {
@@ -372,6 +373,7 @@ func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule 
 	space := len(dict) + 1
 	chars := greedyCTC(probs, T, C, allow)
 	chars = slices.DeleteFunc(chars, func(c ctcChar) bool { return c.class > space })
+	chars = lostMarks(chars, probs, T, C, dict, allow, ink)
 	caseByHeight(chars, dict, allow, ink, T)
 	var spaceProb []float32
 	if space < C {

@@ -60,7 +60,10 @@
 //     u v w x z) and a '0' drawn small take the case their glyph's height
 //     gives, against the line's small letters and capitals, in the ink
 //     of the recognizer's own input (caseByHeight); FixCase then mends
-//     the rest (twins, l/I, 0/O) by the word around them.
+//     the rest (twins, l/I, 0/O) by the word around them. A full stop or
+//     comma the blank outweighed (its class at 3% or more) is put back
+//     where that ink has a dot on the baseline that no mark read accounts
+//     for (lostMarks).
 //     A line's score is the mean probability of
 //     the characters the model emitted. Lines whose text is empty, or
 //     whose score is under Params.DropScore, are left out.

@@ -1,9 +1,12 @@
 package ocr
 
 import (
+	"math"
 	"slices"
 	"sort"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 )
 
 // inkBox is the bounding box of one connected component of a line's ink,
@@ -222,4 +225,105 @@ func medianInt(xs []int) int {
 	s := append([]int(nil), xs...)
 	sort.Ints(s)
 	return s[len(s)/2]
+}
+
+// markMinProb is how likely the recognizer must find a full stop or a
+// comma, at a step the blank won, for lostMarks to look for its ink.
+const markMinProb = 0.03
+
+// lostMarks puts back the full stops and commas that the blank
+// outweighed. At 16 px, blurred or saved as JPEG, the recognizer sees a
+// line's final full stop (the class at 5 to 35% at the step over it) and
+// still lets the blank win ("paid in full"). In each run of blank steps
+// (between two characters the model read, before the first, after the
+// last) the step where '.' or ',' is likeliest gets that mark when its
+// probability is at least markMinProb and the line's ink has a dot there
+// that nothing read accounts for: a component at most a quarter of the
+// line's height high and wide, standing on the baseline (the median
+// bottom of the taller components) or reaching below it, centred within
+// 1.5 steps of that step, whose nearest character is a letter or a digit
+// (a letter is never a lone dot; a mark the model read may be this one).
+// A run beside a mark the model read gets none. chars' classes index dict
+// from 1 and lie in order; T is the recognizer's steps across ink.w
+// columns; the marks are the classes allow lets the decoding read.
+func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow []bool, ink lineInk) []ctcChar {
+	if len(ink.boxes) == 0 || T <= 0 || ink.w <= 0 || len(probs) < T*C {
+		return chars
+	}
+	var marks []int
+	for _, m := range []string{".", ","} {
+		if c := slices.Index(dict, m) + 1; c > 0 && c < C && (allow == nil || c < len(allow) && allow[c]) {
+			marks = append(marks, c)
+		}
+	}
+	var bottoms []int
+	for _, b := range ink.boxes {
+		if b.height() > recHeight/4 {
+			bottoms = append(bottoms, b.y1)
+		}
+	}
+	if len(marks) == 0 || len(bottoms) == 0 {
+		return chars
+	}
+	baseline := medianInt(bottoms)
+	cols := float64(ink.w) / float64(T)
+	text := func(i int) string {
+		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
+			return ""
+		}
+		return dict[chars[i].class-1]
+	}
+	// dots are the components that may be a lost mark: dot-sized, on the
+	// baseline, nearest a letter or a digit.
+	var dots []inkBox
+	for _, b := range ink.boxes {
+		if b.height() > recHeight/4 || b.x1-b.x0+1 > recHeight/4 || b.y1 < baseline-2 {
+			continue
+		}
+		mid := float64(b.x0+b.x1) / 2
+		near, d := "", math.Inf(1)
+		for i, c := range chars {
+			if s := text(i); s != "" && s != " " {
+				if dd := math.Abs((c.centre()+0.5)*cols - mid); dd < d {
+					near, d = s, dd
+				}
+			}
+		}
+		if r, _ := utf8.DecodeRuneInString(near); unicode.IsLetter(r) || unicode.IsDigit(r) {
+			dots = append(dots, b)
+		}
+	}
+	if len(dots) == 0 {
+		return chars
+	}
+	isMark := func(i int) bool { return i >= 0 && i < len(chars) && slices.Contains(marks, chars[i].class) }
+	out := make([]ctcChar, 0, len(chars)+1)
+	for g := 0; g <= len(chars); g++ {
+		// the run of blank steps before chars[g] (after the last
+		// character when g is len(chars))
+		lo, hi := 0, T-1
+		if g > 0 {
+			lo = chars[g-1].last + 1
+		}
+		if g < len(chars) {
+			hi = chars[g].first - 1
+		}
+		mark, at, p := 0, -1, float32(markMinProb)
+		for t := lo; t <= hi && !isMark(g-1) && !isMark(g); t++ {
+			for _, m := range marks {
+				if v := probs[t*C+m]; v >= p {
+					mark, at, p = m, t, v
+				}
+			}
+		}
+		if at >= 0 && slices.ContainsFunc(dots, func(b inkBox) bool {
+			return math.Abs(float64(b.x0+b.x1)/2-(float64(at)+0.5)*cols) <= 1.5*cols
+		}) {
+			out = append(out, ctcChar{class: mark, first: at, last: at, prob: p})
+		}
+		if g < len(chars) {
+			out = append(out, chars[g])
+		}
+	}
+	return out
 }
