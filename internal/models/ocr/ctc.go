@@ -363,8 +363,9 @@ func DecodeCTC(probs []float32, T, C int, dict []string, allow []bool, rule Spac
 }
 
 // decodeWithInk is DecodeCTC with the line's ink, by which lostMarks puts
-// back the full stops and commas the blank outweighed and caseByHeight
-// settles the case of the letters whose shapes differ only in size.
+// back the full stops and commas the blank outweighed, caseByHeight
+// settles the case of the letters whose shapes differ only in size, and
+// markSpaces puts the word gap after a mark.
 func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule SpaceRule, ink lineInk) (string, float32) {
 	if C <= 0 || T <= 0 {
 		return "", 0
@@ -383,6 +384,7 @@ func decodeWithInk(probs []float32, T, C int, dict []string, allow []bool, rule 
 		}
 	}
 	chars = insertSpaces(chars, spaceProb, space, spacingOf(dict), rule.withDefaults())
+	chars = markSpaces(chars, dict, space, ink, T)
 	chars = punctSpaces(chars, dict, space)
 	var sb strings.Builder
 	var sum float64

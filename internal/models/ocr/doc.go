@@ -63,7 +63,9 @@
 //     the rest (twins, l/I, 0/O) by the word around them. A full stop or
 //     comma the blank outweighed (its class at 3% or more) is put back
 //     where that ink has a dot on the baseline that no mark read accounts
-//     for (lostMarks).
+//     for (lostMarks), and a space goes after a mark that the ink shows
+//     set tight on the character before it and apart from the next
+//     (markSpaces).
 //     A line's score is the mean probability of
 //     the characters the model emitted. Lines whose text is empty, or
 //     whose score is under Params.DropScore, are left out.

@@ -117,12 +117,7 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 	if len(ink.boxes) == 0 || T <= 0 || len(chars) == 0 {
 		return
 	}
-	text := func(i int) string {
-		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
-			return ""
-		}
-		return dict[chars[i].class-1]
-	}
+	text := func(i int) string { return charText(chars, dict, i) }
 	cols := float64(ink.w) / float64(T)
 	var idx []int // the characters that get a window, left to right
 	for i := range chars {
@@ -221,6 +216,30 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 	}
 }
 
+// charText is what chars[i] reads in dict ("" for a class outside it, the
+// space class included, and for i out of range).
+func charText(chars []ctcChar, dict []string, i int) string {
+	if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
+		return ""
+	}
+	return dict[chars[i].class-1]
+}
+
+// nearestChar is the index of the character of chars (not a space) whose
+// centre, at cols ink columns a step, is nearest column x; -1 if none.
+func nearestChar(chars []ctcChar, dict []string, cols, x float64) int {
+	ci, d := -1, math.Inf(1)
+	for i, c := range chars {
+		if s := charText(chars, dict, i); s == "" || s == " " {
+			continue
+		}
+		if dd := math.Abs((c.centre()+0.5)*cols - x); dd < d {
+			ci, d = i, dd
+		}
+	}
+	return ci
+}
+
 func medianInt(xs []int) int {
 	s := append([]int(nil), xs...)
 	sort.Ints(s)
@@ -267,12 +286,7 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 	}
 	baseline := medianInt(bottoms)
 	cols := float64(ink.w) / float64(T)
-	text := func(i int) string {
-		if i < 0 || i >= len(chars) || chars[i].class < 1 || chars[i].class > len(dict) {
-			return ""
-		}
-		return dict[chars[i].class-1]
-	}
+	text := func(i int) string { return charText(chars, dict, i) }
 	// dots are the components that may be a lost mark: dot-sized, on the
 	// baseline, nearest a letter or a digit.
 	var dots []inkBox
@@ -280,15 +294,7 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 		if b.height() > recHeight/4 || b.x1-b.x0+1 > recHeight/4 || b.y1 < baseline-2 {
 			continue
 		}
-		mid := float64(b.x0+b.x1) / 2
-		near, d := "", math.Inf(1)
-		for i, c := range chars {
-			if s := text(i); s != "" && s != " " {
-				if dd := math.Abs((c.centre()+0.5)*cols - mid); dd < d {
-					near, d = s, dd
-				}
-			}
-		}
+		near := text(nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2))
 		if r, _ := utf8.DecodeRuneInString(near); unicode.IsLetter(r) || unicode.IsDigit(r) {
 			dots = append(dots, b)
 		}
@@ -323,6 +329,72 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 		}
 		if g < len(chars) {
 			out = append(out, chars[g])
+		}
+	}
+	return out
+}
+
+// markGap is how much wider than the gap before a mark the gap after it
+// must be, in the line's glyph heights, for markSpaces to put a space
+// there.
+const markGap = 0.25
+
+// markSpaces puts a space after a full stop, comma, colon or semicolon
+// that the ink shows set tight on the character before it and apart from
+// the one after it: the ink's gap after the mark wider than its gap
+// before by markGap of the line's glyph height (the median height of its
+// components taller than a quarter of the line). The mark is a few
+// pixels wide, so a word gap after it is short in the recognizer's steps
+// and the rules that read the steps (insertSpaces) miss it; punctSpaces
+// then leaves a colon after a digit tight, for a time's sake
+// ("2025-01-31:74.20", "Nov 3:-18.60", "no.7Q2"). A time's colon, a
+// decimal point and a thousands comma stand as close to the character
+// after them as to the one before. Each component goes to the character
+// (not a space) whose centre is nearest its own, and a character's
+// extent is its components'; a mark beside a space, or beside a
+// character without ink, is left alone. space is the space class; chars'
+// classes index dict from 1, T steps across ink.w columns.
+func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) []ctcChar {
+	if len(ink.boxes) == 0 || T <= 0 || len(chars) < 3 {
+		return chars
+	}
+	text := func(i int) string { return charText(chars, dict, i) }
+	cols := float64(ink.w) / float64(T)
+	// each component goes to the character (not a space) whose centre is
+	// nearest its own; a character's extent is its components'.
+	type extent struct{ x0, x1 int }
+	ext := make([]extent, len(chars))
+	for i := range ext {
+		ext[i] = extent{1 << 30, -1}
+	}
+	for _, b := range ink.boxes {
+		if ci := nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2); ci >= 0 {
+			ext[ci].x0, ext[ci].x1 = min(ext[ci].x0, b.x0), max(ext[ci].x1, b.x1)
+		}
+	}
+	var hs []int
+	for _, b := range ink.boxes {
+		if b.height() > recHeight/4 {
+			hs = append(hs, b.height())
+		}
+	}
+	if len(hs) == 0 {
+		return chars
+	}
+	em := float64(medianInt(hs))
+	out := make([]ctcChar, 0, len(chars)+2)
+	for i, c := range chars {
+		out = append(out, c)
+		if i == 0 || i+1 >= len(chars) || text(i) == "" || !strings.Contains(".,:;", text(i)) {
+			continue
+		}
+		p, m, n := ext[i-1], ext[i], ext[i+1]
+		if p.x1 < 0 || m.x1 < 0 || n.x1 < 0 {
+			continue
+		}
+		before, after := m.x0-p.x1, n.x0-m.x1
+		if float64(after-before) >= markGap*em {
+			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
 		}
 	}
 	return out

@@ -20,7 +20,7 @@ type glyphLine struct {
 	chars []ctcChar
 }
 
-const testGlyphDict = "aemnrBDKLxXoO01sSwW.-,:"
+const testGlyphDict = "aemnrBDKLxXoO01sSwW.-,:3479"
 
 func drawLine(text string, heights []int) glyphLine {
 	w := 8 * len(heights)
@@ -288,21 +288,29 @@ func TestLostMarks(t *testing.T) {
 	}
 }
 
-// TestLostMarksOnPages reads the ocr-peer bench's pages whose final full
-// stop the recognizer let the blank take, at 16 px in Go Regular: saved
-// as JPEG at quality 25, and blurred then saved at 40.
-func TestLostMarksOnPages(t *testing.T) {
+// TestInkOnBenchPages reads ocr-peer bench pages that the line's ink
+// mends, in Go Regular: a final full stop the recognizer let the blank
+// take, at 16 px saved as JPEG at quality 25, and blurred then saved at
+// 40 (lostMarks); a date's colon before a word gap, at 24 px blurred then
+// saved at 40 (markSpaces).
+func TestInkOnBenchPages(t *testing.T) {
 	_, _, dict := realModels(t)
 	det, rec := fastDet(t), latinRec(t)
 	p := DefaultParams()
 	p.Allow = LatinClasses(dict)
-	lines := pages.Lines[1]
-	want := strings.Join(lines, " ")
-	for name, scan := range map[string]pages.Scan{
-		"jpeg 25":       pages.JPEG(25),
-		"blur, jpeg 40": pages.Chain(pages.Blur, pages.JPEG(40)),
+	blur := pages.Chain(pages.Blur, pages.JPEG(40))
+	for _, tc := range []struct {
+		name  string
+		lines []string
+		size  float64
+		scan  pages.Scan
+		want  string
+	}{
+		{"a final full stop, JPEG 25", pages.Lines[1], 16, pages.JPEG(25), "paid in full."},
+		{"a final full stop, blurred", pages.Lines[1], 16, blur, "paid in full."},
+		{"a space after a date's colon, blurred", pages.NoisyLines[1], 24, blur, "2025-01-31: 74.20"},
 	} {
-		img, err := scan(renderPage(t, goregular.TTF, 16, lines))
+		img, err := tc.scan(renderPage(t, goregular.TTF, tc.size, tc.lines))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,8 +318,85 @@ func TestLostMarksOnPages(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := strings.ReplaceAll(res.Text, "\n", " "); !strings.HasSuffix(got, "paid in full.") {
-			t.Errorf("%s: read %q, want %q", name, got, want)
+		if got := strings.ReplaceAll(res.Text, "\n", " "); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: read %q, want %q in it", tc.name, got, tc.want)
+		}
+	}
+}
+
+// spacedGlyph is a character of a line for markSpaces: read at a step
+// (8 columns a step), its ink centred on the step's centre, 2*hw+1
+// columns wide, over the rows given (a letter's: 21 to 40).
+type spacedGlyph struct {
+	s    string
+	step int
+	hw   int
+	rows [][2]int
+}
+
+func readSpaced(glyphs []spacedGlyph, T int) string {
+	w := 8 * T
+	l := glyphLine{lum: make([]float32, w*recHeight), w: w}
+	for i := range l.lum {
+		l.lum[i] = 230
+	}
+	dict := strings.Split(testGlyphDict, "")
+	var chars []ctcChar
+	for _, g := range glyphs {
+		rows := g.rows
+		if rows == nil {
+			rows = [][2]int{{21, 40}}
+		}
+		for _, r := range rows {
+			l.rect(8*g.step+4-g.hw, 8*g.step+4+g.hw, r[0], r[1])
+		}
+		class := len(dict) + 1
+		if g.s != " " {
+			class = slices.Index(dict, g.s) + 1
+		}
+		chars = append(chars, ctcChar{class: class, first: g.step, last: g.step})
+	}
+	out := markSpaces(chars, dict, len(dict)+1, inkOf(l.lum, l.w, recHeight), T)
+	var sb strings.Builder
+	for _, c := range out {
+		if c.class > len(dict) {
+			sb.WriteByte(' ')
+		} else {
+			sb.WriteString(dict[c.class-1])
+		}
+	}
+	return sb.String()
+}
+
+func TestMarkSpaces(t *testing.T) {
+	colon := [][2]int{{26, 28}, {38, 40}}
+	dot := [][2]int{{38, 40}}
+	// Glyphs 20 high: the gap after a mark must be 5 columns wider than
+	// the gap before it. Letters are 7 columns wide (hw 3) unless said.
+	for _, tc := range []struct {
+		name   string
+		glyphs []spacedGlyph
+		want   string
+	}{
+		{"a colon tight on a digit, apart from the next", []spacedGlyph{
+			{"3", 0, 3, nil}, {"1", 1, 2, nil}, {":", 2, 1, colon}, {"7", 4, 3, nil}, {"4", 5, 3, nil}}, "31: 74"},
+		{"a time's colon", []spacedGlyph{
+			{"1", 0, 3, nil}, {":", 1, 1, colon}, {"3", 2, 3, nil}, {"0", 3, 3, nil}}, "1:30"},
+		{"a decimal point", []spacedGlyph{
+			{"1", 0, 3, nil}, {".", 1, 1, dot}, {"0", 2, 3, nil}}, "1.0"},
+		{"a full stop after a word", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {".", 2, 1, dot}, {"7", 4, 3, nil}}, "no. 7"},
+		{"a gap after 4 columns wider than before", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 3, nil}, {".", 2, 1, dot}, {"7", 4, 7, nil}}, "no.7"},
+		{"a gap after 5 columns wider than before", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 3, nil}, {".", 2, 1, dot}, {"7", 4, 6, nil}}, "no. 7"},
+		{"a space read already", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {".", 2, 1, dot}, {" ", 3, 0, [][2]int{}}, {"7", 4, 3, nil}}, "no. 7"},
+		{"not a mark", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {"-", 2, 1, [][2]int{{30, 32}}}, {"7", 4, 3, nil}}, "no-7"},
+	} {
+		if got := readSpaced(tc.glyphs, 6); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
