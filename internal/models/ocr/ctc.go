@@ -134,8 +134,9 @@ type ctcChar struct {
 	// prob is the class's probability at the run's first step; it is what
 	// the line's score averages.
 	prob float32
-	// inserted marks a space that the model did not emit but the gap
-	// between its neighbours implies; it does not count in the score.
+	// inserted marks a character the model did not emit: a space the gap
+	// between its neighbours implies, a mark the line's ink shows
+	// (lostMarks). It does not count in the score.
 	inserted bool
 }
 
@@ -272,7 +273,7 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 	}
 	out := make([]ctcChar, 0, len(chars)+2)
 	for i, c := range chars {
-		if c.inserted && (str(chars, i-1) == "." || str(chars, i-1) == ",") && digit(chars, i-2) && digit(chars, i+1) {
+		if c.inserted && c.class == space && (str(chars, i-1) == "." || str(chars, i-1) == ",") && digit(chars, i-2) && digit(chars, i+1) {
 			continue
 		}
 		out = append(out, c)

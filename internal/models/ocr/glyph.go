@@ -262,7 +262,8 @@ const markMinProb = 0.03
 // bottom of the taller components) or reaching below it, centred within
 // 1.5 steps of that step, whose nearest character is a letter or a digit
 // (a letter is never a lone dot; a mark the model read may be this one).
-// A run beside a mark the model read gets none. chars' classes index dict
+// A run beside a mark the model read gets none, and a mark put back does
+// not count in the line's score. chars' classes index dict
 // from 1 and lie in order; T is the recognizer's steps across ink.w
 // columns; the marks are the classes allow lets the decoding read.
 func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow []bool, ink lineInk) []ctcChar {
@@ -325,7 +326,7 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 		if at >= 0 && slices.ContainsFunc(dots, func(b inkBox) bool {
 			return math.Abs(float64(b.x0+b.x1)/2-(float64(at)+0.5)*cols) <= 1.5*cols
 		}) {
-			out = append(out, ctcChar{class: mark, first: at, last: at, prob: p})
+			out = append(out, ctcChar{class: mark, first: at, last: at, prob: p, inserted: true})
 		}
 		if g < len(chars) {
 			out = append(out, chars[g])

@@ -278,6 +278,13 @@ func TestLostMarks(t *testing.T) {
 	if got := l.readMarks(probs, C); got != "mea:" {
 		t.Errorf("a dot nearest a colon: %q, want %q", got, "mea:")
 	}
+	// A mark put back does not count in the line's score: a short line
+	// is not dropped for it.
+	l, probs, C = markLine("mean", []int{x, x, x, x, 0, 0, 0}, at4(".", 0.05))
+	l.rect(34, 37, 37, 40)
+	if text, score := decodeWithInk(probs, 7, C, strings.Split(testGlyphDict, ""), nil, DefaultSpaceRule(), inkOf(l.lum, l.w, recHeight)); text != "mean." || score < 0.98 {
+		t.Errorf("decoded %q, score %.3f; want \"mean.\", the letters' 0.99", text, score)
+	}
 	// Marks come only from the classes the decoding may read.
 	l, probs, C = markLine("mean", []int{x, x, x, x, 0, 0, 0}, at4(".", 0.3))
 	l.rect(34, 37, 37, 40)
