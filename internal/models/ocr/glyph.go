@@ -261,7 +261,11 @@ const markMinProb = 0.03
 // line's height high and wide, standing on the baseline (the median
 // bottom of the taller components) or reaching below it, centred within
 // 1.5 steps of that step, whose nearest character is a letter or a digit
-// (a letter is never a lone dot; a mark the model read may be this one).
+// (a letter is never a lone dot; a mark the model read may be this one),
+// and with nothing above it in its columns (not a colon's lower dot, not
+// a foot broken off a letter). The ink settles which mark: one reaching 2 px below the
+// baseline is a comma, and so is one three digits before a number's
+// decimal point (a thousands comma whose tail the blur took).
 // A run beside a mark the model read gets none, and a mark put back does
 // not count in the line's score. chars' classes index dict
 // from 1 and lie in order; T is the recognizer's steps across ink.w
@@ -270,9 +274,16 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 	if len(ink.boxes) == 0 || T <= 0 || ink.w <= 0 || len(probs) < T*C {
 		return chars
 	}
-	var marks []int
-	for _, m := range []string{".", ","} {
+	class := func(m string) int {
 		if c := slices.Index(dict, m) + 1; c > 0 && c < C && (allow == nil || c < len(allow) && allow[c]) {
+			return c
+		}
+		return 0
+	}
+	stop, comma := class("."), class(",")
+	var marks []int
+	for _, c := range []int{stop, comma} {
+		if c > 0 {
 			marks = append(marks, c)
 		}
 	}
@@ -288,11 +299,17 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 	baseline := medianInt(bottoms)
 	cols := float64(ink.w) / float64(T)
 	text := func(i int) string { return charText(chars, dict, i) }
+	small := func(b inkBox) bool { return b.height() <= recHeight/4 && b.x1-b.x0+1 <= recHeight/4 }
+	overlaps := func(a, b inkBox) bool { return a.x0 <= b.x1 && b.x0 <= a.x1 }
 	// dots are the components that may be a lost mark: dot-sized, on the
-	// baseline, nearest a letter or a digit.
+	// baseline, nearest a letter or a digit, with nothing above them in
+	// their columns (not a colon's lower dot, not a foot broken off the
+	// letter over it: a condensed italic N's).
 	var dots []inkBox
 	for _, b := range ink.boxes {
-		if b.height() > recHeight/4 || b.x1-b.x0+1 > recHeight/4 || b.y1 < baseline-2 {
+		if !small(b) || b.y1 < baseline-2 || slices.ContainsFunc(ink.boxes, func(o inkBox) bool {
+			return overlaps(o, b) && o.y1 < b.y0
+		}) {
 			continue
 		}
 		near := text(nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2))
@@ -304,10 +321,12 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 		return chars
 	}
 	isMark := func(i int) bool { return i >= 0 && i < len(chars) && slices.Contains(marks, chars[i].class) }
-	out := make([]ctcChar, 0, len(chars)+1)
-	for g := 0; g <= len(chars); g++ {
-		// the run of blank steps before chars[g] (after the last
-		// character when g is len(chars))
+	// found is the mark put back in the run of blank steps before
+	// chars[g] (after the last character when g is len(chars)), if any.
+	found := func(g int) (ctcChar, bool) {
+		if isMark(g-1) || isMark(g) {
+			return ctcChar{}, false
+		}
 		lo, hi := 0, T-1
 		if g > 0 {
 			lo = chars[g-1].last + 1
@@ -316,17 +335,34 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 			hi = chars[g].first - 1
 		}
 		mark, at, p := 0, -1, float32(markMinProb)
-		for t := lo; t <= hi && !isMark(g-1) && !isMark(g); t++ {
+		for t := lo; t <= hi; t++ {
 			for _, m := range marks {
 				if v := probs[t*C+m]; v >= p {
 					mark, at, p = m, t, v
 				}
 			}
 		}
-		if at >= 0 && slices.ContainsFunc(dots, func(b inkBox) bool {
+		if at < 0 {
+			return ctcChar{}, false
+		}
+		d := slices.IndexFunc(dots, func(b inkBox) bool {
 			return math.Abs(float64(b.x0+b.x1)/2-(float64(at)+0.5)*cols) <= 1.5*cols
-		}) {
-			out = append(out, ctcChar{class: mark, first: at, last: at, prob: p, inserted: true})
+		})
+		if d < 0 {
+			return ctcChar{}, false
+		}
+		// Its shape says which: a comma reaches below the baseline; and a
+		// mark in a number, three digits before its decimal point, is a
+		// thousands comma ("2,450.00" blurred, its comma's tail gone).
+		if comma > 0 && (dots[d].y1 >= baseline+2 || mark == stop && thousands(chars, g, dict)) {
+			mark = comma
+		}
+		return ctcChar{class: mark, first: at, last: at, prob: p, inserted: true}, true
+	}
+	out := make([]ctcChar, 0, len(chars)+1)
+	for g := 0; g <= len(chars); g++ {
+		if m, ok := found(g); ok {
+			out = append(out, m)
 		}
 		if g < len(chars) {
 			out = append(out, chars[g])
@@ -335,10 +371,24 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 	return out
 }
 
+// thousands says whether a mark put before chars[g] stands in a number
+// three digits before its decimal point: a digit before it, and three
+// digits then a '.' after it.
+func thousands(chars []ctcChar, g int, dict []string) bool {
+	digit := func(i int) bool { s := charText(chars, dict, i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	return digit(g-1) && digit(g) && digit(g+1) && digit(g+2) && charText(chars, dict, g+3) == "."
+}
+
 // markGap is how much wider than the gap before a mark the gap after it
 // must be, in the line's glyph heights, for markSpaces to put a space
 // there.
 const markGap = 0.25
+
+// timeGap is markGap for a colon between digits (a time, a ratio): blur
+// takes a digit's thin ends, and a blurred "9:30" at 15 px read a gap a
+// quarter of the glyph height wider after the colon than before it; a
+// date's colon before an amount ("2025-01-31: 74.20", blurred) read 0.38.
+const timeGap = 1.0 / 3
 
 // markSpaces puts a space after a full stop, comma, colon or semicolon
 // that the ink shows set tight on the character before it and apart from
@@ -350,11 +400,16 @@ const markGap = 0.25
 // then leaves a colon after a digit tight, for a time's sake
 // ("2025-01-31:74.20", "Nov 3:-18.60", "no.7Q2"). A time's colon, a
 // decimal point and a thousands comma stand as close to the character
-// after them as to the one before. Each component goes to the character
-// (not a space) whose centre is nearest its own, and a character's
-// extent is its components'; a mark beside a space, or beside a
-// character without ink, is left alone. space is the space class; chars'
-// classes index dict from 1, T steps across ink.w columns.
+// after them as to the one before (a colon between digits needs timeGap).
+// Only a word takes the space: a letter or a digit, or a sign, quote or
+// bracket before one, after the mark; not another mark (an ellipsis, a
+// closing quote or bracket), and not the next letter of initials
+// ("U.S.A.", "i.e."). Each component goes to the character (not a space)
+// whose centre is nearest its own, and a character's extent is its
+// components'; a mark beside a space, beside a character without ink, or
+// beside one whose centre another's component covers (run together with
+// it: its extent is a speck) is left alone. space is the space class;
+// chars' classes index dict from 1, T steps across ink.w columns.
 func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) []ctcChar {
 	if len(ink.boxes) == 0 || T <= 0 || len(chars) < 3 {
 		return chars
@@ -363,15 +418,30 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 	cols := float64(ink.w) / float64(T)
 	// each component goes to the character (not a space) whose centre is
 	// nearest its own; a character's extent is its components'.
+	// A character whose centre another character's component covers
+	// has run into it (two small zeros as one component), and its own
+	// extent is a speck: no gap beside it is measured.
 	type extent struct{ x0, x1 int }
 	ext := make([]extent, len(chars))
 	for i := range ext {
 		ext[i] = extent{1 << 30, -1}
 	}
+	covered := make([]bool, len(chars))
 	for _, b := range ink.boxes {
-		if ci := nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2); ci >= 0 {
-			ext[ci].x0, ext[ci].x1 = min(ext[ci].x0, b.x0), max(ext[ci].x1, b.x1)
+		ci := nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2)
+		if ci < 0 {
+			continue
 		}
+		ext[ci].x0, ext[ci].x1 = min(ext[ci].x0, b.x0), max(ext[ci].x1, b.x1)
+		for k, c := range chars {
+			if x := (c.centre() + 0.5) * cols; k != ci && float64(b.x0) <= x && x <= float64(b.x1) {
+				covered[k] = true
+			}
+		}
+	}
+	alnum := func(i int) bool {
+		r, _ := utf8.DecodeRuneInString(text(i))
+		return unicode.IsLetter(r) || unicode.IsDigit(r)
 	}
 	var hs []int
 	for _, b := range ink.boxes {
@@ -386,15 +456,30 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 	out := make([]ctcChar, 0, len(chars)+2)
 	for i, c := range chars {
 		out = append(out, c)
-		if i == 0 || i+1 >= len(chars) || text(i) == "" || !strings.Contains(".,:;", text(i)) {
+		mark := text(i)
+		if i == 0 || i+1 >= len(chars) || mark == "" || !strings.Contains(".,:;", mark) {
+			continue
+		}
+		// A word follows: a letter or a digit, or a sign, a quote or a
+		// bracket before one; not a mark (an ellipsis, ".,", a closing
+		// quote). Initials and abbreviations stay tight ("U.S.A.",
+		// "i.e.").
+		if next := text(i + 1); !alnum(i+1) && (strings.Contains(".,:;!?)]}", next) || !alnum(i+2)) ||
+			mark == "." && alnum(i+1) && !unicode.IsDigit([]rune(text(i + 1))[0]) && text(i+2) == "." {
 			continue
 		}
 		p, m, n := ext[i-1], ext[i], ext[i+1]
-		if p.x1 < 0 || m.x1 < 0 || n.x1 < 0 {
+		if p.x1 < 0 || m.x1 < 0 || n.x1 < 0 || covered[i-1] || covered[i] || covered[i+1] {
 			continue
 		}
+		// A colon between digits is a time's or a ratio's unless the
+		// gap says otherwise more clearly (timeGap).
+		need := markGap
+		if mark == ":" && unicode.IsDigit([]rune(text(i-1) + " ")[0]) && unicode.IsDigit([]rune(text(i+1) + " ")[0]) {
+			need = timeGap
+		}
 		before, after := m.x0-p.x1, n.x0-m.x1
-		if float64(after-before) >= markGap*em {
+		if float64(after-before) >= need*em {
 			out = append(out, ctcChar{class: space, first: c.last + 1, last: chars[i+1].first - 1, inserted: true})
 		}
 	}

@@ -20,7 +20,7 @@ type glyphLine struct {
 	chars []ctcChar
 }
 
-const testGlyphDict = "aemnrBDKLxXoO01sSwW.-,:3479"
+const testGlyphDict = "aemnrBDKLxXoO01sSwW.-,:3479)\"25"
 
 func drawLine(text string, heights []int) glyphLine {
 	w := 8 * len(heights)
@@ -203,6 +203,8 @@ func markLine(text string, heights []int, probs map[int]struct {
 	p    float32
 }) (glyphLine, []float32, int) {
 	l := drawLine(text, heights)
+	// '_' is a blank step
+	l.chars = slices.DeleteFunc(l.chars, func(c ctcChar) bool { return c.class == 0 })
 	T, C := len(heights), len(testGlyphDict)+2
 	out := make([]float32, T*C)
 	for t := range T {
@@ -254,6 +256,16 @@ func TestLostMarks(t *testing.T) {
 		{"a dot above the baseline (a hyphen's height)", "mean", at4(".", 0.3), func(l glyphLine) { l.rect(34, 37, 28, 31) }, "mean"},
 		{"ink as tall as a letter", "mean", at4(".", 0.3), func(l glyphLine) { l.rect(34, 37, 21, 40) }, "mean"},
 		{"a dot two steps away", "mean", map[int]mark{4: {".", 0.3}}, func(l glyphLine) { l.rect(50, 53, 37, 40) }, "mean"},
+		{"a colon's lower dot", "mean", at4(".", 0.3), func(l glyphLine) { l.rect(34, 37, 27, 30); l.rect(34, 37, 37, 40) }, "mean"},
+		{"a foot broken off a letter", "mean", at4(".", 0.3), func(l glyphLine) {
+			for y := 36; y <= 40; y++ {
+				for x := 25; x <= 30; x++ {
+					l.lum[y*l.w+x] = 230
+				}
+			}
+			l.rect(29, 34, 38, 40)
+		}, "mean"},
+		{"ink below the baseline is a comma", "mean", at4(".", 0.3), func(l glyphLine) { l.rect(34, 36, 37, 43) }, "mean,"},
 	} {
 		heights := []int{x, x, x, x, 0, 0, 0}
 		l, probs, C := markLine(tc.text, heights, tc.probs)
@@ -277,6 +289,13 @@ func TestLostMarks(t *testing.T) {
 	l.rect(33, 36, 37, 40)
 	if got := l.readMarks(probs, C); got != "mea:" {
 		t.Errorf("a dot nearest a colon: %q, want %q", got, "mea:")
+	}
+	// A mark three digits before a number's decimal point is a
+	// thousands comma.
+	l, probs, C = markLine("2_450.00", []int{x, 0, x, x, x, 0, x, x}, map[int]mark{1: {".", 0.3}})
+	l.rect(10, 13, 37, 40)
+	if got := l.readMarks(probs, C); got != "2,450.00" {
+		t.Errorf("a thousands comma: %q, want %q", got, "2,450.00")
 	}
 	// A mark put back does not count in the line's score: a short line
 	// is not dropped for it.
@@ -341,11 +360,14 @@ type spacedGlyph struct {
 	rows [][2]int
 }
 
-func readSpaced(glyphs []spacedGlyph, T int) string {
+func readSpaced(glyphs []spacedGlyph, T int, more func(glyphLine)) string {
 	w := 8 * T
 	l := glyphLine{lum: make([]float32, w*recHeight), w: w}
 	for i := range l.lum {
 		l.lum[i] = 230
+	}
+	if more != nil {
+		more(l)
 	}
 	dict := strings.Split(testGlyphDict, "")
 	var chars []ctcChar
@@ -399,11 +421,31 @@ func TestMarkSpaces(t *testing.T) {
 			{"n", 0, 3, nil}, {"o", 1, 3, nil}, {".", 2, 1, dot}, {"7", 4, 6, nil}}, "no. 7"},
 		{"a space read already", []spacedGlyph{
 			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {".", 2, 1, dot}, {" ", 3, 0, [][2]int{}}, {"7", 4, 3, nil}}, "no. 7"},
+		{"a time's colon 6 columns wider after (a third of 20 needed)", []spacedGlyph{
+			{"3", 0, 3, nil}, {"1", 1, 2, nil}, {":", 2, 1, colon}, {"7", 4, 4, nil}, {"4", 5, 3, nil}}, "31:74"},
+		{"an ellipsis's inner dots", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 3, nil}, {".", 2, 1, dot}, {".", 3, 1, dot}, {"7", 5, 3, nil}}, "no.. 7"},
+		{"before a closing bracket", []spacedGlyph{
+			{"n", 0, 3, nil}, {"o", 1, 3, nil}, {".", 2, 1, dot}, {")", 4, 3, nil}}, "no.)"},
+		{"before a quote that opens a word", []spacedGlyph{
+			{"a", 0, 3, nil}, {":", 1, 1, colon}, {"\"", 3, 1, [][2]int{{21, 25}}}, {"n", 4, 3, nil}}, "a: \"n"},
+		{"initials", []spacedGlyph{
+			{"B", 0, 3, nil}, {".", 1, 1, dot}, {"D", 3, 3, nil}, {".", 4, 1, dot}}, "B.D."},
 		{"not a mark", []spacedGlyph{
 			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {"-", 2, 1, [][2]int{{30, 32}}}, {"7", 4, 3, nil}}, "no-7"},
 	} {
-		if got := readSpaced(tc.glyphs, 6); got != tc.want {
+		if got := readSpaced(tc.glyphs, 6, nil); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
+	}
+	// Two zeros run together into one component, which goes to the
+	// second: what is left nearest the first is a speck, and the gap it
+	// leaves after the colon is not measured.
+	run := func(l glyphLine) {
+		l.rect(31, 32, 38, 40)
+		l.rect(35, 47, 21, 40)
+	}
+	if got := readSpaced([]spacedGlyph{{"a", 1, 3, nil}, {":", 2, 1, colon}, {"0", 4, 0, [][2]int{}}, {"0", 5, 0, [][2]int{}}}, 6, run); got != "a:00" {
+		t.Errorf("a speck left of glyphs run together: %q, want %q", got, "a:00")
 	}
 }
