@@ -304,11 +304,12 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 	// dots are the components that may be a lost mark: dot-sized, on the
 	// baseline, nearest a letter or a digit, with nothing above them in
 	// their columns (not a colon's lower dot, not a foot broken off the
-	// letter over it: a condensed italic N's).
+	// letter over it) and not sticking out of a taller glyph's lower left
+	// (a condensed italic N's broken foot).
 	var dots []inkBox
 	for _, b := range ink.boxes {
 		if !small(b) || b.y1 < baseline-2 || slices.ContainsFunc(ink.boxes, func(o inkBox) bool {
-			return overlaps(o, b) && o.y1 < b.y0
+			return overlaps(o, b) && (o.y1 < b.y0 || !small(o) && o.x0 > b.x0)
 		}) {
 			continue
 		}
@@ -403,8 +404,10 @@ const timeGap = 1.0 / 3
 // after them as to the one before (a colon between digits needs timeGap).
 // Only a word takes the space: a letter or a digit, or a sign, quote or
 // bracket before one, after the mark; not another mark (an ellipsis, a
-// closing quote or bracket), and not the next letter of initials
-// ("U.S.A.", "i.e."). Each component goes to the character (not a space)
+// closing quote or bracket: a straight quote closes when the line has
+// opened one), and not the next letter of initials ("U.S.A.", "i.e."). A
+// piece of ink reaching above the small letters is not a mark's (the top
+// of a condensed italic 6, broken off beside a colon). Each component goes to the character (not a space)
 // whose centre is nearest its own, and a character's extent is its
 // components'; a mark beside a space, beside a character without ink, or
 // beside one whose centre another's component covers (run together with
@@ -426,38 +429,49 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 	for i := range ext {
 		ext[i] = extent{1 << 30, -1}
 	}
+	var hs, bottoms []int
+	for _, b := range ink.boxes {
+		if b.height() > recHeight/4 {
+			hs, bottoms = append(hs, b.height()), append(bottoms, b.y1)
+		}
+	}
+	if len(hs) == 0 {
+		return chars
+	}
+	em, baseline := float64(medianInt(hs)), float64(medianInt(bottoms))
+	isMark := func(i int) bool { return i >= 0 && strings.Contains(".,:;", text(i)) && text(i) != "" }
 	covered := make([]bool, len(chars))
 	for _, b := range ink.boxes {
 		ci := nearestChar(chars, dict, cols, float64(b.x0+b.x1)/2)
 		if ci < 0 {
 			continue
 		}
-		ext[ci].x0, ext[ci].x1 = min(ext[ci].x0, b.x0), max(ext[ci].x1, b.x1)
 		for k, c := range chars {
 			if x := (c.centre() + 0.5) * cols; k != ci && float64(b.x0) <= x && x <= float64(b.x1) {
 				covered[k] = true
 			}
 		}
+		// A mark's ink stays below the small letters' tops; a piece
+		// reaching higher is a neighbour's, broken off (the top of a
+		// condensed italic 6 beside a colon).
+		if isMark(ci) && float64(b.y0) < baseline-0.85*em {
+			continue
+		}
+		ext[ci].x0, ext[ci].x1 = min(ext[ci].x0, b.x0), max(ext[ci].x1, b.x1)
 	}
 	alnum := func(i int) bool {
 		r, _ := utf8.DecodeRuneInString(text(i))
 		return unicode.IsLetter(r) || unicode.IsDigit(r)
 	}
-	var hs []int
-	for _, b := range ink.boxes {
-		if b.height() > recHeight/4 {
-			hs = append(hs, b.height())
-		}
-	}
-	if len(hs) == 0 {
-		return chars
-	}
-	em := float64(medianInt(hs))
+	quotes := 0 // straight double quotes so far: an odd count means one is open
 	out := make([]ctcChar, 0, len(chars)+2)
 	for i, c := range chars {
 		out = append(out, c)
+		if text(i) == "\"" {
+			quotes++
+		}
 		mark := text(i)
-		if i == 0 || i+1 >= len(chars) || mark == "" || !strings.Contains(".,:;", mark) {
+		if i == 0 || i+1 >= len(chars) || !isMark(i) || text(i+1) == "\"" && quotes%2 == 1 {
 			continue
 		}
 		// A word follows: a letter or a digit, or a sign, a quote or a

@@ -265,6 +265,11 @@ func TestLostMarks(t *testing.T) {
 			}
 			l.rect(29, 34, 38, 40)
 		}, "mean"},
+		{"sticking out of the next glyph's lower left", "mean", at4(".", 0.3), func(l glyphLine) {
+			l.rect(35, 42, 21, 33)
+			l.rect(39, 45, 21, 40)
+			l.rect(33, 36, 38, 40)
+		}, "mean"},
 		{"ink below the baseline is a comma", "mean", at4(".", 0.3), func(l glyphLine) { l.rect(34, 36, 37, 43) }, "mean,"},
 	} {
 		heights := []int{x, x, x, x, 0, 0, 0}
@@ -431,10 +436,12 @@ func TestMarkSpaces(t *testing.T) {
 			{"a", 0, 3, nil}, {":", 1, 1, colon}, {"\"", 3, 1, [][2]int{{21, 25}}}, {"n", 4, 3, nil}}, "a: \"n"},
 		{"initials", []spacedGlyph{
 			{"B", 0, 3, nil}, {".", 1, 1, dot}, {"D", 3, 3, nil}, {".", 4, 1, dot}}, "B.D."},
+		{"before a straight quote that closes", []spacedGlyph{
+			{"\"", 0, 1, [][2]int{{21, 25}}}, {"n", 1, 3, nil}, {"o", 2, 3, nil}, {",", 3, 1, dot}, {"\"", 5, 1, [][2]int{{21, 25}}}, {"m", 6, 3, nil}}, "\"no,\"m"},
 		{"not a mark", []spacedGlyph{
 			{"n", 0, 3, nil}, {"o", 1, 2, nil}, {"-", 2, 1, [][2]int{{30, 32}}}, {"7", 4, 3, nil}}, "no-7"},
 	} {
-		if got := readSpaced(tc.glyphs, 6, nil); got != tc.want {
+		if got := readSpaced(tc.glyphs, 8, nil); got != tc.want {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
@@ -447,5 +454,15 @@ func TestMarkSpaces(t *testing.T) {
 	}
 	if got := readSpaced([]spacedGlyph{{"a", 1, 3, nil}, {":", 2, 1, colon}, {"0", 4, 0, [][2]int{}}, {"0", 5, 0, [][2]int{}}}, 6, run); got != "a:00" {
 		t.Errorf("a speck left of glyphs run together: %q, want %q", got, "a:00")
+	}
+	// A digit's top broken off beside a colon, nearer the colon's centre
+	// than its own, is not the colon's: the gap before the colon is not
+	// made negative by it.
+	hook := func(l glyphLine) {
+		l.rect(8, 10, 8, 12)
+		l.rect(21, 27, 21, 40)
+	}
+	if got := readSpaced([]spacedGlyph{{"1", 0, 3, nil}, {":", 1, 1, colon}, {"9", 3, 0, [][2]int{}}}, 6, hook); got != "1:9" {
+		t.Errorf("a hook beside a colon: %q, want %q", got, "1:9")
 	}
 }
