@@ -33,7 +33,9 @@ func TestScenariosTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("TestScenariosTiny starts NATS, Redis, MinIO and the fleet: skipped in -short mode")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	// Four minutes sufficed alone on this project's 2-core machines (about
+	// two); beside other CPU work it did not.
+	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var log bytes.Buffer
 	rep, err := Run(ctx, Config{Size: Tiny(), Log: &log, Command: "go test ./internal/bench"})
@@ -279,5 +281,27 @@ func TestScaledTraces(t *testing.T) {
 		if short[i].Duration >= full[i].Duration {
 			t.Errorf("%s not shortened", full[i].Name)
 		}
+	}
+}
+
+// TestReadTesseractStops: when every reader stops at an error (ctx ended,
+// each tesseract killed or never started), readTesseract returns the
+// error rather than wait for readers that are gone.
+func TestReadTesseractStops(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	ps := make([]ocrPage, 5)
+	done := make(chan error, 1)
+	go func() {
+		_, err := readTesseract(ctx, ps, 2)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Error("readTesseract with its context ended returned no error")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("readTesseract still waits 30 s after its readers stopped")
 	}
 }

@@ -169,7 +169,14 @@ func readFleet(ctx context.Context, c *client.Client, ps []ocrPage) (ocrReadings
 func readTesseract(ctx context.Context, ps []ocrPage, procs int) (ocrReadings, error) {
 	out := ocrReadings{texts: make([]string, len(ps))}
 	start := time.Now()
-	next := make(chan int)
+	// Every page is queued before the readers start, so that readers
+	// which stop at an error (a tesseract killed when ctx ends) leave no
+	// sender blocked behind them.
+	next := make(chan int, len(ps))
+	for i := range ps {
+		next <- i
+	}
+	close(next)
 	errs := make(chan error, procs)
 	var wg sync.WaitGroup
 	for range procs {
@@ -188,10 +195,6 @@ func readTesseract(ctx context.Context, ps []ocrPage, procs int) (ocrReadings, e
 			}
 		}()
 	}
-	for i := range ps {
-		next <- i
-	}
-	close(next)
 	wg.Wait()
 	out.took = time.Since(start)
 	close(errs)
