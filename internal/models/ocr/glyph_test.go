@@ -51,10 +51,8 @@ func (l glyphLine) rect(x0, x1, y0, y1 int) {
 
 func (l glyphLine) read() string { return l.readAllowing(nil) }
 
-func (l glyphLine) readAllowing(allow []bool) string {
-	dict := strings.Split(testGlyphDict, "")
-	chars := slices.Clone(l.chars)
-	caseByHeight(chars, dict, allow, inkOf(l.lum, l.w, recHeight), len(chars))
+// glyphText is what chars read in dict, the classes past it spaces.
+func glyphText(chars []ctcChar, dict []string) string {
 	var sb strings.Builder
 	for _, c := range chars {
 		if c.class > len(dict) {
@@ -64,6 +62,13 @@ func (l glyphLine) readAllowing(allow []bool) string {
 		}
 	}
 	return sb.String()
+}
+
+func (l glyphLine) readAllowing(allow []bool) string {
+	dict := strings.Split(testGlyphDict, "")
+	chars := slices.Clone(l.chars)
+	caseByHeight(chars, dict, allow, inkOf(l.lum, l.w, recHeight), len(chars))
+	return glyphText(chars, dict)
 }
 
 func TestCaseByHeight(t *testing.T) {
@@ -223,15 +228,7 @@ func markLine(text string, heights []int, probs map[int]struct {
 func (l glyphLine) readMarks(probs []float32, C int) string {
 	dict := strings.Split(testGlyphDict, "")
 	chars := lostMarks(slices.Clone(l.chars), probs, l.w/8, C, dict, nil, inkOf(l.lum, l.w, recHeight))
-	var sb strings.Builder
-	for _, c := range chars {
-		if c.class > len(dict) {
-			sb.WriteByte(' ')
-		} else {
-			sb.WriteString(dict[c.class-1])
-		}
-	}
-	return sb.String()
+	return glyphText(chars, dict)
 }
 
 func TestLostMarks(t *testing.T) {
@@ -391,15 +388,7 @@ func readSpaced(glyphs []spacedGlyph, T int, more func(glyphLine)) string {
 		chars = append(chars, ctcChar{class: class, first: g.step, last: g.step})
 	}
 	out := markSpaces(chars, dict, len(dict)+1, inkOf(l.lum, l.w, recHeight), T)
-	var sb strings.Builder
-	for _, c := range out {
-		if c.class > len(dict) {
-			sb.WriteByte(' ')
-		} else {
-			sb.WriteString(dict[c.class-1])
-		}
-	}
-	return sb.String()
+	return glyphText(out, dict)
 }
 
 func TestMarkSpaces(t *testing.T) {
