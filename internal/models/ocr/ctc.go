@@ -266,7 +266,7 @@ func punctSpaces(chars []ctcChar, dict []string, space int) []ctcChar {
 		r, _ := utf8.DecodeRuneInString(str(cs, i))
 		return unicode.IsLetter(r)
 	}
-	digit := func(cs []ctcChar, i int) bool { s := str(cs, i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	digit := func(cs []ctcChar, i int) bool { return isDigit(str(cs, i)) }
 	spaceAt := func(cs []ctcChar, i int) bool { return i >= 0 && i < len(cs) && cs[i].class == space }
 	gap := func(a, b ctcChar) ctcChar {
 		return ctcChar{class: space, first: a.last + 1, last: b.first - 1, inserted: true}

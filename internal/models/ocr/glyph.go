@@ -20,6 +20,10 @@ func (b inkBox) height() int { return b.y1 - b.y0 + 1 }
 type lineInk struct {
 	w     int
 	boxes []inkBox // left to right by x0
+	// em and baseline are the median height and bottom row of the
+	// components taller than a quarter of the line (its glyphs, not its
+	// dots and marks); em is 0 when there are none.
+	em, baseline int
 }
 
 // inkOf finds the ink of a line image (luminance 0..255, w x h): pixels
@@ -82,7 +86,17 @@ func inkOf(lum []float32, w, h int) lineInk {
 		boxes = append(boxes, b)
 	}
 	sort.Slice(boxes, func(a, b int) bool { return boxes[a].x0 < boxes[b].x0 })
-	return lineInk{w: w, boxes: boxes}
+	ink := lineInk{w: w, boxes: boxes}
+	var hs, bottoms []int
+	for _, b := range boxes {
+		if b.height() > recHeight/4 {
+			hs, bottoms = append(hs, b.height()), append(bottoms, b.y1)
+		}
+	}
+	if len(hs) > 0 {
+		ink.em, ink.baseline = medianInt(hs), medianInt(bottoms)
+	}
+	return ink
 }
 
 // Letters whose height on a line is known from the letter alone: small
@@ -190,7 +204,7 @@ func caseByHeight(chars []ctcChar, dict []string, allow []bool, ink lineInk, T i
 	if hc < 1.2*hx || hc-hx < 3 {
 		return
 	}
-	digit := func(i int) bool { s := text(i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	digit := func(i int) bool { return isDigit(text(i)) }
 	for k, i := range idx {
 		s := text(i)
 		if len(s) != 1 || !strings.Contains(caseTwins+"0", s) || heights[k] == 0 {
@@ -240,6 +254,9 @@ func nearestChar(chars []ctcChar, dict []string, cols, x float64) int {
 	return ci
 }
 
+// isDigit says whether s is one ASCII digit.
+func isDigit(s string) bool { return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+
 func medianInt(xs []int) int {
 	s := append([]int(nil), xs...)
 	sort.Ints(s)
@@ -258,18 +275,18 @@ const markMinProb = 0.03
 // last) the step where '.' or ',' is likeliest gets that mark when its
 // probability is at least markMinProb and the line's ink has a dot there
 // that nothing read accounts for: a component at most a quarter of the
-// line's height high and wide, standing on the baseline (the median
-// bottom of the taller components) or reaching below it, centred within
+// line's height high and wide, standing on the baseline (lineInk's) or
+// reaching below it, centred within
 // 1.5 steps of that step, whose nearest character is a letter or a digit
 // (a letter is never a lone dot; a mark the model read may be this one),
 // and with nothing above it in its columns (not a colon's lower dot, not
-// a foot broken off a letter). The ink settles which mark: one reaching 2 px below the
-// baseline is a comma, and so is one three digits before a number's
-// decimal point (a thousands comma whose tail the blur took).
-// A run beside a mark the model read gets none, and a mark put back does
-// not count in the line's score. chars' classes index dict
-// from 1 and lie in order; T is the recognizer's steps across ink.w
-// columns; the marks are the classes allow lets the decoding read.
+// a foot broken off a letter). The ink settles which mark: one reaching 2
+// px below the baseline is a comma, and so is one three digits before a
+// number's decimal point (a thousands comma whose tail the blur took). A
+// run beside a mark the model read gets none, and a mark put back does
+// not count in the line's score. chars' classes index dict from 1 and lie
+// in order; T is the recognizer's steps across ink.w columns; the marks
+// are the classes allow lets the decoding read.
 func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow []bool, ink lineInk) []ctcChar {
 	if len(ink.boxes) == 0 || T <= 0 || ink.w <= 0 || len(probs) < T*C {
 		return chars
@@ -287,16 +304,10 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 			marks = append(marks, c)
 		}
 	}
-	var bottoms []int
-	for _, b := range ink.boxes {
-		if b.height() > recHeight/4 {
-			bottoms = append(bottoms, b.y1)
-		}
-	}
-	if len(marks) == 0 || len(bottoms) == 0 {
+	if len(marks) == 0 || ink.em == 0 {
 		return chars
 	}
-	baseline := medianInt(bottoms)
+	baseline := ink.baseline
 	cols := float64(ink.w) / float64(T)
 	text := func(i int) string { return charText(chars, dict, i) }
 	small := func(b inkBox) bool { return b.height() <= recHeight/4 && b.x1-b.x0+1 <= recHeight/4 }
@@ -376,7 +387,7 @@ func lostMarks(chars []ctcChar, probs []float32, T, C int, dict []string, allow 
 // three digits before its decimal point: a digit before it, and three
 // digits then a '.' after it.
 func thousands(chars []ctcChar, g int, dict []string) bool {
-	digit := func(i int) bool { s := charText(chars, dict, i); return len(s) == 1 && s[0] >= '0' && s[0] <= '9' }
+	digit := func(i int) bool { return isDigit(charText(chars, dict, i)) }
 	return digit(g-1) && digit(g) && digit(g+1) && digit(g+2) && charText(chars, dict, g+3) == "."
 }
 
@@ -394,8 +405,7 @@ const timeGap = 1.0 / 3
 // markSpaces puts a space after a full stop, comma, colon or semicolon
 // that the ink shows set tight on the character before it and apart from
 // the one after it: the ink's gap after the mark wider than its gap
-// before by markGap of the line's glyph height (the median height of its
-// components taller than a quarter of the line). The mark is a few
+// before by markGap of the line's glyph height (lineInk.em). The mark is a few
 // pixels wide, so a word gap after it is short in the recognizer's steps
 // and the rules that read the steps (insertSpaces) miss it; punctSpaces
 // then leaves a colon after a digit tight, for a time's sake
@@ -407,11 +417,12 @@ const timeGap = 1.0 / 3
 // closing quote or bracket: a straight quote closes when the line has
 // opened one), and not the next letter of initials ("U.S.A.", "i.e."). A
 // piece of ink reaching above the small letters is not a mark's (the top
-// of a condensed italic 6, broken off beside a colon). Each component goes to the character (not a space)
-// whose centre is nearest its own, and a character's extent is its
-// components'; a mark beside a space, beside a character without ink, or
-// beside one whose centre another's component covers (run together with
-// it: its extent is a speck) is left alone. space is the space class;
+// of a condensed italic 6, broken off beside a colon). Each component
+// goes to the character (not a space) whose centre is nearest its own,
+// and a character's extent is its components'; a mark beside a space,
+// beside a character without ink, or beside one whose centre another's
+// component covers (run together with it: its extent is a speck) is left
+// alone. space is the space class;
 // chars' classes index dict from 1, T steps across ink.w columns.
 func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) []ctcChar {
 	if len(ink.boxes) == 0 || T <= 0 || len(chars) < 3 {
@@ -419,26 +430,20 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 	}
 	text := func(i int) string { return charText(chars, dict, i) }
 	cols := float64(ink.w) / float64(T)
-	// each component goes to the character (not a space) whose centre is
-	// nearest its own; a character's extent is its components'.
-	// A character whose centre another character's component covers
-	// has run into it (two small zeros as one component), and its own
-	// extent is a speck: no gap beside it is measured.
+	// Each component goes to the character (not a space) whose centre is
+	// nearest its own; a character's extent is its components'. A
+	// character whose centre another character's component covers has
+	// run into it (two small zeros as one component), and its own extent
+	// is a speck: no gap beside it is measured.
 	type extent struct{ x0, x1 int }
 	ext := make([]extent, len(chars))
 	for i := range ext {
 		ext[i] = extent{1 << 30, -1}
 	}
-	var hs, bottoms []int
-	for _, b := range ink.boxes {
-		if b.height() > recHeight/4 {
-			hs, bottoms = append(hs, b.height()), append(bottoms, b.y1)
-		}
-	}
-	if len(hs) == 0 {
+	if ink.em == 0 {
 		return chars
 	}
-	em, baseline := float64(medianInt(hs)), float64(medianInt(bottoms))
+	em, baseline := float64(ink.em), float64(ink.baseline)
 	isMark := func(i int) bool { return i >= 0 && strings.Contains(".,:;", text(i)) && text(i) != "" }
 	covered := make([]bool, len(chars))
 	for _, b := range ink.boxes {
@@ -479,7 +484,7 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 		// quote). Initials and abbreviations stay tight ("U.S.A.",
 		// "i.e.").
 		if next := text(i + 1); !alnum(i+1) && (strings.Contains(".,:;!?)]}", next) || !alnum(i+2)) ||
-			mark == "." && alnum(i+1) && !unicode.IsDigit([]rune(text(i + 1))[0]) && text(i+2) == "." {
+			mark == "." && alnum(i+1) && !isDigit(text(i+1)) && text(i+2) == "." {
 			continue
 		}
 		p, m, n := ext[i-1], ext[i], ext[i+1]
@@ -489,7 +494,7 @@ func markSpaces(chars []ctcChar, dict []string, space int, ink lineInk, T int) [
 		// A colon between digits is a time's or a ratio's unless the
 		// gap says otherwise more clearly (timeGap).
 		need := markGap
-		if mark == ":" && unicode.IsDigit([]rune(text(i-1) + " ")[0]) && unicode.IsDigit([]rune(text(i+1) + " ")[0]) {
+		if mark == ":" && isDigit(text(i-1)) && isDigit(text(i+1)) {
 			need = timeGap
 		}
 		before, after := m.x0-p.x1, n.x0-m.x1

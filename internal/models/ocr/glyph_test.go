@@ -144,6 +144,9 @@ func TestInkOf(t *testing.T) {
 	if len(ink.boxes) != 2 || ink.boxes[0].height() != 20 || ink.boxes[1].height() != 30 || ink.boxes[1].x0 != 9 {
 		t.Errorf("boxes %+v, want a 20-high one and a 30-high one from column 9", ink.boxes)
 	}
+	if ink.em != 30 || ink.baseline != 40 {
+		t.Errorf("em %d, baseline %d; want the glyphs' median height 30 and bottom row 40", ink.em, ink.baseline)
+	}
 	// Paper and ink too close to tell apart: no ink at all.
 	faint := slices.Clone(l.lum)
 	for i, v := range faint {
